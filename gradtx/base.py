@@ -1,0 +1,391 @@
+"""The protocol: a gradient transformation is a pair of pure functions.
+
+    init(params) -> state
+    update(updates, state, params=None, **extra_args) -> (new_updates, new_state)
+
+`GradientTransformation` is a NamedTuple of exactly those two fields, so optax, flax and equinox
+accept a gradtx transformation and gradtx accepts theirs. Each field is a `Bound`: a module-level
+function with its hyperparameters bound to it. That one choice gives every transformation, optimizer
+and schedule its contract for free:
+
+- equal and hashable by value (two `sgd(0.1)` share one compiled step),
+- picklable (no closures),
+- a `repr` that reads as the code that built it,
+- hyperparameters inspectable without running anything (`tx.hyperparams.b1`).
+
+A transformation is written as a state NamedTuple, an init function and an update function that
+take the hyperparameters as their first argument, and a builder that validates its arguments and
+calls `transformation`. See `gradtx/transforms/adaptive.py` for the pattern.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gradtx import tree
+
+# ---------------------------------------------------------------------------------------------------
+# Types
+
+PyTree = Any
+Params = PyTree  # a tree of arrays: the model's parameters
+Updates = PyTree  # a tree of arrays with the structure of Params (gradients going in)
+OptState = PyTree  # a tree of NamedTuples whose leaves are arrays
+Scalar = float | int | jax.Array | np.ndarray | np.number
+Schedule = Callable[[jax.Array], jax.Array]  # count -> value, count = updates already applied
+ScalarOrSchedule = Scalar | Schedule
+
+
+class TransformInitFn(Protocol):
+    def __call__(self, params: Params) -> OptState: ...
+
+
+class TransformUpdateFn(Protocol):
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, OptState]: ...
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hyperparameters bound to module-level functions
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _normalize(value: Any) -> Any:
+    """Concrete scalars become Python numbers; dtypes become np.dtype; the rest is kept.
+
+    Python numbers are weakly typed in JAX, so a hyperparameter never changes the dtype of the
+    updates, and a float64 b2=0.999 is never rounded by being stored as float32 or bfloat16.
+    """
+    if isinstance(value, bool | int | float | complex | str) or value is None:
+        return value
+    if isinstance(value, np.generic) or (
+        isinstance(value, np.ndarray | jax.Array) and not _is_tracer(value) and value.ndim == 0
+    ):
+        return value.item()
+    if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
+        return np.dtype(value)
+    if isinstance(value, list):
+        return tuple(_normalize(v) for v in value)
+    if isinstance(value, tuple):
+        return type(value)(*map(_normalize, value)) if hasattr(value, "_fields") else tuple(
+            map(_normalize, value)
+        )
+    return value
+
+
+def _key(value: Any) -> Hashable:
+    """A hashable stand-in for a hyperparameter: itself, its flattened tree, or its identity."""
+    try:
+        hash(value)
+        return (type(value), value) if isinstance(value, float | int | bool) else value
+    except TypeError:
+        pass
+    leaves, treedef = jax.tree.flatten(value)
+    if not any(isinstance(leaf, jax.Array | np.ndarray) for leaf in leaves):
+        try:
+            key = (treedef, tuple(leaves))
+            hash(key)
+            return key
+        except TypeError:
+            pass
+    return ("id", id(value))  # arrays and tracers compare by identity
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, np.dtype):
+        return f"jnp.{value.name}"
+    if _is_tracer(value):
+        return f"<traced {value.aval.str_short()}>"
+    if isinstance(value, jax.Array | np.ndarray):
+        return f"<array {value.dtype}{list(value.shape)}>"
+    if callable(value) and not isinstance(value, Bound | GradientTransformation):
+        return getattr(value, "__qualname__", repr(value))
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        inner = ", ".join(map(_show, value))
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+class Hyperparams:
+    """The arguments a builder was called with: `hp.b1`, `hp.args`, `hp.builder`."""
+
+    __slots__ = ("builder", "args", "kwargs", "_key")
+
+    def __init__(self, builder: str, args: tuple = (), kwargs: dict[str, Any] | None = None):
+        kwargs = {k: _normalize(v) for k, v in (kwargs or {}).items()}
+        object.__setattr__(self, "builder", builder)
+        object.__setattr__(self, "args", tuple(_normalize(a) for a in args))
+        object.__setattr__(self, "kwargs", kwargs)
+        key = (builder, tuple(map(_key, self.args)), tuple((k, _key(v)) for k, v in kwargs.items()))
+        object.__setattr__(self, "_key", key)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "kwargs")[name]
+        except KeyError:
+            raise AttributeError(f"{self.builder} has no hyperparameter {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("hyperparameters are read-only: build a new transformation")
+
+    def __getstate__(self) -> tuple:
+        return (self.builder, self.args, self.kwargs)
+
+    def __setstate__(self, state: tuple) -> None:
+        self.__init__(*state)  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hyperparams) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __repr__(self) -> str:
+        # Arguments left at an off switch (None or False) are omitted, so reprs stay short.
+        shown = [_show(a) for a in self.args]
+        shown += [f"{k}={_show(v)}" for k, v in self.kwargs.items() if v is not None and v is not False]
+        return f"{self.builder}({', '.join(shown)})"
+
+
+class Bound:
+    """A module-level function `fn(hp, *args)` with its hyperparameters `hp` bound.
+
+    Calling it forwards positional arguments and drops keyword arguments that the function does not
+    take: every `update` accepts and ignores `**extra_args` (flax's nnx forwards some).
+    """
+
+    __slots__ = ("fn", "hp", "__weakref__")  # jax.jit keeps weak references to functions
+
+    def __init__(self, fn: Callable[..., Any], hp: Hyperparams):
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "hp", hp)
+
+    def __call__(self, *args: Any, **extra_args: Any) -> Any:
+        return self.fn(self.hp, *args)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Bound is immutable")
+
+    def __getstate__(self) -> tuple:
+        return (self.fn, self.hp)
+
+    def __setstate__(self, state: tuple) -> None:
+        object.__setattr__(self, "fn", state[0])
+        object.__setattr__(self, "hp", state[1])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bound) and self.fn is other.fn and self.hp == other.hp
+
+    def __hash__(self) -> int:
+        return hash((self.fn, self.hp))
+
+    def __repr__(self) -> str:
+        return repr(self.hp)
+
+
+class ExtraArgsBound(Bound):
+    """A Bound whose function takes the caller's keyword arguments too (`chain` forwards them)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **extra_args: Any) -> Any:
+        return self.fn(self.hp, *args, **extra_args)
+
+
+class GradientTransformation(NamedTuple):
+    """An `init`/`update` pair of pure functions; see the module docstring for the contract."""
+
+    init: TransformInitFn
+    update: TransformUpdateFn
+
+    @property
+    def hyperparams(self) -> Hyperparams | None:
+        """The builder's arguments, e.g. `gradtx.scale_by_adam().hyperparams.b1 == 0.9`."""
+        return self.init.hp if isinstance(self.init, Bound) else None
+
+    def __repr__(self) -> str:
+        if isinstance(self.init, Bound):
+            return repr(self.init.hp)
+        return f"GradientTransformation(init={self.init!r}, update={self.update!r})"
+
+
+def transformation(
+    builder: str,
+    init: Callable[..., OptState],
+    update: Callable[..., tuple[Updates, OptState]],
+    *args: Any,
+    extra_args: bool = False,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Binds hyperparameters to `init(hp, params)` and `update(hp, updates, state, params)`.
+
+    `builder` is the public name, used by `repr`. Pass `extra_args=True` when `update` takes the
+    caller's keyword arguments (as `chain` does to forward them).
+    """
+    hp = Hyperparams(builder, args, kwargs)
+    bound = ExtraArgsBound if extra_args else Bound
+    return GradientTransformation(Bound(init, hp), bound(update, hp))
+
+
+def schedule(builder: str, fn: Callable[..., jax.Array], **kwargs: Any) -> Bound:
+    """Binds hyperparameters to `fn(hp, count)`: a schedule that is equal, hashable and picklable."""
+    return Bound(fn, Hyperparams(builder, (), kwargs))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation (build time; tracers pass unchecked because they cannot be checked)
+
+
+def _interval(spec: str) -> tuple[float, float, bool, bool]:
+    lo, hi = (part.strip() for part in spec[1:-1].split(","))
+    return float(lo), float(hi), spec[0] == "[", spec[-1] == "]"
+
+
+def check(builder: str, **ranges: tuple[Any, str]) -> None:
+    """Validates concrete hyperparameters: `check("adam", b1=(b1, "[0, 1)"), eps=(eps, "[0, inf)"))`.
+
+    Raises `ValueError("adam: b1 must be in [0, 1), got 1.5")`. A schedule is checked to map a step
+    count to a scalar; a tracer is not checked.
+    """
+    for name, (value, spec) in ranges.items():
+        value = _normalize(value)
+        if _is_tracer(value) or value is None:
+            continue
+        if callable(value):
+            check_schedule(builder, name, value)
+            continue
+        if isinstance(value, jax.Array | np.ndarray):
+            raise TypeError(f"{builder}: {name} must be a scalar, got an array of shape {value.shape}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{builder}: {name} must be a real number, got {value!r}")
+        lo, hi, lo_closed, hi_closed = _interval(spec)
+        inside = (lo <= value if lo_closed else lo < value) and (
+            value <= hi if hi_closed else value < hi
+        )
+        if not inside or math.isnan(value):
+            raise ValueError(f"{builder}: {name} must be in {spec}, got {value!r}")
+
+
+def check_schedule(builder: str, name: str, fn: Callable[..., Any]) -> None:
+    """A schedule must map an int32 count to a scalar: checked by tracing it, shapes only."""
+    try:
+        out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as e:
+        raise TypeError(
+            f"{builder}: {name} is callable, so it must be a schedule count -> scalar, but calling it"
+            f" on an int32 count failed: {type(e).__name__}: {e}"
+        ) from e
+    if getattr(out, "shape", None) != ():
+        raise TypeError(
+            f"{builder}: {name} must be a schedule returning a scalar, got {getattr(out, 'shape', out)}"
+        )
+
+
+def check_dtype(builder: str, name: str, dtype: Any) -> np.dtype | None:
+    """Normalizes a dtype argument (None, a string, a NumPy or JAX dtype) or names what is wrong."""
+    if dtype is None:
+        return None
+    try:
+        out = np.dtype(jnp.dtype(dtype))
+    except TypeError as e:
+        raise TypeError(f"{builder}: {name} must be a dtype or None, got {dtype!r}") from e
+    if not jnp.issubdtype(out, jnp.inexact):
+        raise TypeError(f"{builder}: {name} must be a floating or complex dtype, got {out}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building blocks shared by transformations
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transformation."""
+
+
+def value_at(hyperparameter: ScalarOrSchedule, count: jax.Array) -> Any:
+    """A hyperparameter's value at step `count`: a schedule is called, a number returned as is."""
+    return hyperparameter(count) if callable(hyperparameter) else hyperparameter
+
+
+def zero_count() -> jax.Array:
+    """The step counter's initial value: int32 zero."""
+    return jnp.zeros([], jnp.int32)
+
+
+def next_count(count: jax.Array) -> jax.Array:
+    """count + 1, saturating at the int32 maximum instead of wrapping to a negative count."""
+    top = jnp.iinfo(jnp.int32).max
+    return jnp.where(count < top, count + 1, top).astype(jnp.int32)
+
+
+def require_params(builder: str, params: Params | None) -> Params:
+    """Transformations that read params (weight decay, ...) call this first."""
+    if params is None:
+        raise ValueError(
+            f"{builder}: update needs params, got None. Call tx.update(grads, state, params)."
+        )
+    return params
+
+
+def init_empty(hp: Hyperparams, params: Params) -> EmptyState:
+    """The init of every stateless transformation."""
+    return EmptyState()
+
+
+def _identity_update(hp: Hyperparams, updates: Updates, state: OptState, params: Params = None):
+    return updates, state
+
+
+def identity() -> GradientTransformation:
+    """Leaves updates unchanged."""
+    return transformation("identity", init_empty, _identity_update)
+
+
+def _stateless_update(hp: Hyperparams, updates: Updates, state: OptState, params: Params = None):
+    return hp.f(updates, params), state
+
+
+def stateless(f: Callable[[Updates, Params | None], Updates]) -> GradientTransformation:
+    """A transformation without state from `f(updates, params) -> updates`.
+
+    For equality and pickling, pass a module-level function (a lambda works but compares by identity).
+    """
+    return transformation("stateless", init_empty, _stateless_update, f=f)
+
+
+def _leafwise_update(hp: Hyperparams, updates: Updates, state: OptState, params: Params = None):
+    if params is None:
+        return jax.tree.map(lambda g: hp.f(g, None), updates), state
+    return jax.tree.map(hp.f, updates, params), state
+
+
+def stateless_with_tree_map(f: Callable[[jax.Array, jax.Array | None], jax.Array]) -> GradientTransformation:
+    """A transformation without state from a leaf function `f(update, param) -> update`."""
+    return transformation("stateless_with_tree_map", init_empty, _leafwise_update, f=f)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """params + updates, leaf by leaf, each result in its param's dtype (None updates keep the param)."""
+
+    def add(p: Any, u: Any) -> Any:
+        if u is None:
+            return p
+        p = jnp.asarray(p)
+        return (p + jnp.asarray(u).astype(p.dtype)).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
+
+
+def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Scalar) -> Params:
+    """step_size * new + (1 - step_size) * old: a Polyak/EMA average of parameters (for targets)."""
+    return tree.ema(old_tensors, new_tensors, 1 - step_size)

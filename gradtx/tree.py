@@ -1,0 +1,194 @@
+"""Tree math: the arithmetic every transformation is written in.
+
+Each function maps over one or more trees of the same structure. `None` is an empty subtree in JAX,
+so `None` leaves (frozen parts of an equinox or flax model) pass through every function untouched.
+
+Numerics, once for all transformations:
+- Arithmetic runs in the *compute dtype* of the destination leaf: float16 and bfloat16 are computed
+  in float32, wider dtypes in themselves. So b2 = 0.999 never becomes 1.0 in bfloat16.
+- Results are cast back to the destination's dtype, so hyperparameters never change the dtype of
+  updates or state.
+- Second moments of complex leaves are real (`abs_sq`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PyTree = Any
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The dtype arithmetic on a leaf of `dtype` runs in: at least float32 for floating leaves."""
+    dtype = np.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32:
+        return np.dtype(jnp.float32)
+    return dtype
+
+
+def real_dtype(dtype: Any) -> np.dtype:
+    """float32 for complex64, float64 for complex128, the dtype itself otherwise."""
+    return np.dtype(jnp.finfo(dtype).dtype) if jnp.issubdtype(dtype, jnp.complexfloating) else np.dtype(dtype)
+
+
+def _up(x: jax.Array) -> jax.Array:
+    return x.astype(compute_dtype(x.dtype))
+
+
+def _scalar(s: Any, like: jax.Array) -> jax.Array:
+    return jnp.asarray(s).astype(like.dtype)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Creation and casting
+
+
+def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
+    """Zeros with each leaf's shape (and sharding), in `dtype` or the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
+
+
+def full_like(tree: PyTree, value: Any, dtype: Any = None) -> PyTree:
+    """`value` with each leaf's shape (and sharding), in `dtype` or the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=dtype), tree)
+
+
+def real_zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
+    """Zeros for a second moment: real even where a leaf is complex."""
+    return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype or real_dtype(x.dtype)), tree)
+
+
+def cast(tree: PyTree, dtype: Any) -> PyTree:
+    """Each leaf cast to `dtype`; `dtype=None` leaves the tree as it is."""
+    return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
+def cast_like(tree: PyTree, like: PyTree) -> PyTree:
+    """Each leaf of `tree` cast to the dtype of the matching leaf of `like`."""
+    return jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Arithmetic (results in the dtype of the first tree)
+
+
+def add(a: PyTree, b: PyTree) -> PyTree:
+    """a + b."""
+    return jax.tree.map(lambda x, y: (_up(x) + y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    """a - b."""
+    return jax.tree.map(lambda x, y: (_up(x) - y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+
+
+def mul(a: PyTree, b: PyTree) -> PyTree:
+    """a * b, leaf by leaf."""
+    return jax.tree.map(lambda x, y: (_up(x) * y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+
+
+def scale(tree: PyTree, s: Any) -> PyTree:
+    """s * tree for a scalar s (a number, a 0-d array or a tracer)."""
+    return jax.tree.map(lambda x: (_scalar(s, _up(x)) * _up(x)).astype(x.dtype), tree)
+
+
+def add_scaled(a: PyTree, s: Any, b: PyTree) -> PyTree:
+    """a + s * b: the axpy of weight decay, Nesterov look-ahead and heavy-ball momentum."""
+
+    def axpy(x: jax.Array, y: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        return (x32 + _scalar(s, x32) * y.astype(x32.dtype)).astype(x.dtype)
+
+    return jax.tree.map(axpy, a, b)
+
+
+def lerp(a: PyTree, b: PyTree, s: Any, t: Any) -> PyTree:
+    """s * a + t * b for scalars s, t; the result in a's dtypes."""
+
+    def f(x: jax.Array, y: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        return (_scalar(s, x32) * x32 + _scalar(t, x32) * y.astype(x32.dtype)).astype(x.dtype)
+
+    return jax.tree.map(f, a, b)
+
+
+def ema(avg: PyTree, new: PyTree, decay: Any) -> PyTree:
+    """decay * avg + (1 - decay) * new: an exponential moving average, in avg's dtypes."""
+
+    def f(a: jax.Array, x: jax.Array) -> jax.Array:
+        a32 = _up(a)
+        d = _scalar(decay, a32)
+        return (d * a32 + (1 - d) * x.astype(a32.dtype)).astype(a.dtype)
+
+    return jax.tree.map(f, avg, new)
+
+
+def bias_correct(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
+    """moment / (1 - decay^count): undoes the pull toward zero of an EMA started at zero.
+
+    `count` is the number of EMA steps taken (>= 1 after the first update).
+    """
+
+    def f(m: jax.Array) -> jax.Array:
+        m32 = _up(m)
+        d = jnp.asarray(decay).astype(real_dtype(m32.dtype))
+        return (m32 / (1 - d ** count.astype(d.dtype))).astype(m.dtype)
+
+    return jax.tree.map(f, moment)
+
+
+def _abs_sq(x: jax.Array) -> jax.Array:
+    return x.real * x.real + x.imag * x.imag if jnp.iscomplexobj(x) else x * x
+
+
+def abs_sq(tree: PyTree) -> PyTree:
+    """|x|^2, leaf by leaf: real for complex leaves (x * conj(x))."""
+    return jax.tree.map(_abs_sq, tree)
+
+
+def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTree:
+    """a / (sqrt(b + eps_root) + eps), leaf by leaf, in a's dtypes.
+
+    The two placements of the small constant that courses teach are both this function:
+    eps outside the root (Adam, cs231n RMSProp) is `div_sqrt(a, b, eps)`, eps inside (Goodfellow
+    Alg. 8.5) is `div_sqrt(a, b, eps_root=eps)`.
+    """
+
+    def f(x: jax.Array, y: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        y32 = y.astype(real_dtype(x32.dtype))
+        return (x32 / (jnp.sqrt(y32 + _scalar(eps_root, y32)) + _scalar(eps, y32))).astype(x.dtype)
+
+    return jax.tree.map(f, a, b)
+
+
+def maximum(a: PyTree, b: PyTree) -> PyTree:
+    """max(a, b), leaf by leaf, in a's dtypes."""
+    return jax.tree.map(lambda x, y: jnp.maximum(x, y.astype(x.dtype)), a, b)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reductions
+
+
+def sum_sq(tree: PyTree) -> jax.Array:
+    """The sum of |x|^2 over all leaves, accumulated in at least float32."""
+    parts = [jnp.sum(_abs_sq(_up(x))) for x in jax.tree.leaves(tree)]
+    if not parts:
+        return jnp.zeros([], jnp.float32)
+    dtype = np.result_type(*[real_dtype(p.dtype) for p in parts])
+    return sum((p.astype(dtype) for p in parts), jnp.zeros([], dtype))
+
+
+def norm(tree: PyTree) -> jax.Array:
+    """The global L2 norm of a tree: sqrt of the sum of |x|^2 over all leaves."""
+    return jnp.sqrt(sum_sq(tree))
+
+
+def size(tree: PyTree) -> int:
+    """The number of scalars in a tree."""
+    return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
