@@ -66,20 +66,18 @@ def _normalize(value: Any) -> Any:
     Python numbers are weakly typed in JAX, so a hyperparameter never changes the dtype of the
     updates, and a float64 b2=0.999 is never rounded by being stored as float32 or bfloat16.
     """
-    if isinstance(value, bool | int | float | complex | str) or value is None:
-        return value
     if isinstance(value, np.generic) or (
         isinstance(value, np.ndarray | jax.Array) and not _is_tracer(value) and value.ndim == 0
     ):
         return value.item()
-    if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
+    if isinstance(value, bool | int | float | complex | str) or value is None:
+        return value
+    if (isinstance(value, type) and issubclass(value, np.generic)) or isinstance(value, np.dtype):
         return np.dtype(value)
     if isinstance(value, list):
         return tuple(_normalize(v) for v in value)
     if isinstance(value, tuple):
-        return type(value)(*map(_normalize, value)) if hasattr(value, "_fields") else tuple(
-            map(_normalize, value)
-        )
+        return type(value)(*map(_normalize, value)) if hasattr(value, "_fields") else tuple(map(_normalize, value))
     return value
 
 
@@ -119,7 +117,7 @@ def _show(value: Any) -> str:
 class Hyperparams:
     """The arguments a builder was called with: `hp.b1`, `hp.args`, `hp.builder`."""
 
-    __slots__ = ("builder", "args", "kwargs", "_key")
+    __slots__ = ("_key", "args", "builder", "kwargs")
 
     def __init__(self, builder: str, args: tuple = (), kwargs: dict[str, Any] | None = None):
         kwargs = {k: _normalize(v) for k, v in (kwargs or {}).items()}
@@ -164,7 +162,7 @@ class Bound:
     take: every `update` accepts and ignores `**extra_args` (flax's nnx forwards some).
     """
 
-    __slots__ = ("fn", "hp", "__weakref__")  # jax.jit keeps weak references to functions
+    __slots__ = ("__weakref__", "fn", "hp")  # jax.jit keeps weak references to functions
 
     def __init__(self, fn: Callable[..., Any], hp: Hyperparams):
         object.__setattr__(self, "fn", fn)
@@ -269,9 +267,7 @@ def check(builder: str, **ranges: tuple[Any, str]) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError(f"{builder}: {name} must be a real number, got {value!r}")
         lo, hi, lo_closed, hi_closed = _interval(spec)
-        inside = (lo <= value if lo_closed else lo < value) and (
-            value <= hi if hi_closed else value < hi
-        )
+        inside = (lo <= value if lo_closed else lo < value) and (value <= hi if hi_closed else value < hi)
         if not inside or math.isnan(value):
             raise ValueError(f"{builder}: {name} must be in {spec}, got {value!r}")
 
@@ -286,9 +282,7 @@ def check_schedule(builder: str, name: str, fn: Callable[..., Any]) -> None:
             f" on an int32 count failed: {type(e).__name__}: {e}"
         ) from e
     if getattr(out, "shape", None) != ():
-        raise TypeError(
-            f"{builder}: {name} must be a schedule returning a scalar, got {getattr(out, 'shape', out)}"
-        )
+        raise TypeError(f"{builder}: {name} must be a schedule returning a scalar, got {getattr(out, 'shape', out)}")
 
 
 def check_dtype(builder: str, name: str, dtype: Any) -> np.dtype | None:
@@ -331,9 +325,7 @@ def next_count(count: jax.Array) -> jax.Array:
 def require_params(builder: str, params: Params | None) -> Params:
     """Transformations that read params (weight decay, ...) call this first."""
     if params is None:
-        raise ValueError(
-            f"{builder}: update needs params, got None. Call tx.update(grads, state, params)."
-        )
+        raise ValueError(f"{builder}: update needs params, got None. Call tx.update(grads, state, params).")
     return params
 
 

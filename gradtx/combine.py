@@ -55,7 +55,7 @@ def _chain_update(
             " was the state built by this chain's init?"
         )
     new_state = []
-    for tx, s in zip(hp.args, state):
+    for tx, s in zip(hp.args, state, strict=True):
         updates, s = _update_one(tx, updates, s, params, extra_args)
         new_state.append(s)
     return updates, tuple(new_state)
@@ -65,8 +65,8 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Applies transformations in sequence; the state is the tuple of their states.
 
     >>> import gradtx
-    >>> gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.scale_by_adam(), gradtx.scale(-1e-3))
-    chain(clip_by_global_norm(max_norm=1.0), scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0), scale(step_size=-0.001))
+    >>> gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.scale_by_sign(), gradtx.scale(-1e-3))
+    chain(clip_by_global_norm(max_norm=1.0), scale_by_sign(), scale(step_size=-0.001))
     """
     _check_members("chain", transforms)
     return transformation("chain", _chain_init, _chain_update, *transforms, extra_args=True)
@@ -99,6 +99,4 @@ def named_chain(*transforms: tuple[str, GradientTransformation]) -> GradientTran
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be unique, got {names}")
     _check_members("named_chain", tuple(tx for _, tx in transforms))
-    return transformation(
-        "named_chain", _named_chain_init, _named_chain_update, *transforms, extra_args=True
-    )
+    return transformation("named_chain", _named_chain_init, _named_chain_update, *transforms, extra_args=True)

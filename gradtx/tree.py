@@ -72,6 +72,11 @@ def cast_like(tree: PyTree, like: PyTree) -> PyTree:
     return jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
 
 
+def real_full_like(tree: PyTree, value: Any, dtype: Any = None) -> PyTree:
+    """`value` with each leaf's shape, for a second moment: real even where a leaf is complex."""
+    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=dtype or real_dtype(x.dtype)), tree)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Arithmetic (results in the dtype of the first tree)
 
@@ -169,6 +174,45 @@ def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTre
 def maximum(a: PyTree, b: PyTree) -> PyTree:
     """max(a, b), leaf by leaf, in a's dtypes."""
     return jax.tree.map(lambda x, y: jnp.maximum(x, y.astype(x.dtype)), a, b)
+
+
+def absolute(tree: PyTree) -> PyTree:
+    """|x|, leaf by leaf: real for complex leaves (the modulus)."""
+    return jax.tree.map(jnp.abs, tree)
+
+
+def sqrt(tree: PyTree, eps_root: Any = 0.0) -> PyTree:
+    """sqrt(x + eps_root), leaf by leaf, for real leaves (the RMS of a second moment)."""
+    return jax.tree.map(lambda x: jnp.sqrt(_up(x) + _scalar(eps_root, _up(x))).astype(x.dtype), tree)
+
+
+def div(a: PyTree, b: PyTree, eps: Any = 0.0) -> PyTree:
+    """a / (b + eps), leaf by leaf, in a's dtypes (b real, e.g. an infinity norm)."""
+
+    def f(x: jax.Array, y: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        y32 = y.astype(real_dtype(x32.dtype))
+        return (x32 / (y32 + _scalar(eps, y32))).astype(x.dtype)
+
+    return jax.tree.map(f, a, b)
+
+
+def safe_div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTree:
+    """`div_sqrt(a, b, eps, eps_root)` where b > 0, and 0 where b <= 0 (never 0 / 0, also under grad).
+
+    For accumulators that are zero exactly where the numerator is (AdaGrad's sum of squares with
+    eps = 0 and a zero initial value).
+    """
+
+    def f(x: jax.Array, y: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        y32 = y.astype(real_dtype(x32.dtype))
+        positive = y32 > 0
+        safe_y = jnp.where(positive, y32, jnp.ones_like(y32))  # keeps sqrt's gradient finite
+        out = x32 / (jnp.sqrt(safe_y + _scalar(eps_root, y32)) + _scalar(eps, y32))
+        return jnp.where(positive, out, jnp.zeros_like(out)).astype(x.dtype)
+
+    return jax.tree.map(f, a, b)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,112 @@
-"""TEMPORARY STUB: being written; replace this whole file."""
-from typing import NamedTuple
+"""Regularization: terms added to the updates that pull the parameters toward zero.
 
-def add_decayed_weights(*args, **kwargs):
-    raise NotImplementedError
+    add_decayed_weights(lambda):   u = g + lambda W      (the gradient of (lambda / 2) ||W||^2)
+
+Where it stands in a chain decides whether it is L2 regularization or decoupled weight decay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from gradtx import tree
+from gradtx.base import (
+    GradientTransformation,
+    Hyperparams,
+    Params,
+    ScalarOrSchedule,
+    check,
+    init_empty,
+    next_count,
+    require_params,
+    transformation,
+    value_at,
+    zero_count,
+)
+
+
+class AddDecayedWeightsState(NamedTuple):
+    """count: updates applied (int32), the weight-decay schedule's argument (optax: WeightDecaySchedule)."""
+
+    count: jax.Array
+
+
+def _init_decay_schedule(hp: Hyperparams, params) -> AddDecayedWeightsState:
+    return AddDecayedWeightsState(count=zero_count())
+
+
+def _resolve_mask(mask: Any, params: Params) -> Any:
+    mask = mask(params) if callable(mask) else mask
+    leaves = jax.tree.leaves(mask)
+    if not all(isinstance(m, bool | np.bool_) for m in leaves):
+        raise TypeError(f"add_decayed_weights: mask leaves must be Python bools, got {mask!r}")
+    return mask
+
+
+def _update_add_decayed_weights(hp: Hyperparams, g, state, params=None):
+    params = require_params("add_decayed_weights", params)
+    if callable(hp.weight_decay):
+        lam = value_at(hp.weight_decay, state.count)
+        state = AddDecayedWeightsState(count=next_count(state.count))
+    elif isinstance(hp.weight_decay, int | float) and hp.weight_decay == 0:
+        return g, state  # as optax: a zero constant adds nothing, not even 0 * inf = nan
+    else:
+        lam = hp.weight_decay
+
+    def decay(g_leaf: Any, p_leaf: Any) -> Any:
+        if g_leaf is None:  # a frozen leaf (grad None) stays None
+            return None
+        return tree.add_scaled(g_leaf, lam, p_leaf)  # u = g + lambda W
+
+    def decay_subtree(on: bool, g_sub: Any, p_sub: Any) -> Any:
+        return jax.tree.map(decay, g_sub, p_sub, is_leaf=lambda x: x is None) if on else g_sub
+
+    if hp.mask is None:
+        return decay_subtree(True, g, params), state
+    mask = _resolve_mask(hp.mask, params)
+    try:
+        # The mask may be a prefix of the params' tree: one bool for a whole subtree.
+        u = jax.tree.map(decay_subtree, mask, g, params, is_leaf=lambda x: x is None)
+    except ValueError as e:
+        raise ValueError(
+            "add_decayed_weights: mask must be a tree of bools with the params' structure (or a prefix"
+            f" of it).\n  mask:    {jax.tree.structure(mask)}\n  updates: {jax.tree.structure(g)}"
+        ) from e
+    return u, state
+
+
+def add_decayed_weights(
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: Any | Callable[[Params], Any] | None = None,
+) -> GradientTransformation:
+    """Adds the parameters times weight_decay to the updates: L2 regularization's gradient.
+
+        u = g + lambda W          (lambda = weight_decay >= 0, a number or a schedule)
+
+    Placed before an adaptive preconditioner this is L2 regularization (the decay is rescaled with
+    the gradient); placed after it and before the learning rate it is decoupled weight decay
+    (AdamW; Loshchilov & Hutter, 2019). A schedule is evaluated at k = updates already applied and
+    the state is then `AddDecayedWeightsState(count)` (optax: `WeightDecaySchedule(count)`), else
+    `EmptyState()`. `mask` (optax's argument): None, a tree of bools with the params' structure (or
+    a prefix of it) or a function params -> such a tree; leaves marked False pass unchanged (e.g. no
+    decay on biases and norm scales). Unlike optax, the state is the same with or without a mask
+    (optax wraps it in a MaskedState). `update` needs params.
+
+    >>> import gradtx
+    >>> gradtx.add_decayed_weights(1e-4)
+    add_decayed_weights(weight_decay=0.0001)
+    """
+    check("add_decayed_weights", weight_decay=(weight_decay, "[0, inf)"))
+    if mask is not None and not callable(mask):
+        _resolve_mask(mask, None)
+    init = _init_decay_schedule if callable(weight_decay) else init_empty
+    return transformation(
+        "add_decayed_weights", init, _update_add_decayed_weights, weight_decay=weight_decay, mask=mask
+    )
+
+
+__all__ = ["AddDecayedWeightsState", "add_decayed_weights"]

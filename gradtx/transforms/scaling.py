@@ -1,9 +1,9 @@
 """Scaling: multiply updates by a step size, a learning rate or a schedule, or take their sign.
 
-    scale(s):                      u <- s g
-    scale_by_learning_rate(eta):   u <- -eta g           (the sign flip: apply_updates adds u)
-    scale_by_schedule(f):          u <- f(k) g           (k = number of updates already applied)
-    scale_by_sign():               u <- sign(g)
+scale(s):                      u <- s g
+scale_by_learning_rate(eta):   u <- -eta g           (the sign flip: apply_updates adds u)
+scale_by_schedule(f):          u <- f(k) g           (k = number of updates already applied)
+scale_by_sign():               u <- sign(g)
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import (
-    EmptyState,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
-    init_empty,
     check,
     check_schedule,
+    init_empty,
     next_count,
     transformation,
     value_at,

@@ -1,0 +1,186 @@
+"""The one registry of every public transformation, optimizer and schedule.
+
+Each case builds its object from a module `m`, so the same line builds gradtx's object
+(`m = gradtx`) and, where `optax=True`, optax's same-named object with the same arguments
+(`m = optax`): the reference tests compare the two. `sweep` builds the object from one
+hyperparameter, for the vmap-over-hyperparameters tests. `test_registry.py` checks that the
+registry covers exactly the public API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+import gradtx
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # the public name this case exercises
+    make: Callable[[Any], Any]  # module -> object
+    label: str = ""  # distinguishes several cases of one name
+    optax: bool = True  # optax has the same name, arguments and numbers
+    sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
+    sweep_values: tuple[float, ...] = ()
+    rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}[{self.label}]" if self.label else self.name
+
+    def build(self) -> Any:
+        return self.make(gradtx)
+
+
+def halve(updates: Any, params: Any) -> Any:
+    """A module-level function for the `stateless` cases (module-level, so it pickles)."""
+    return jax.tree.map(lambda u: u / 2, updates)
+
+
+def halve_leaf(update: jax.Array, param: Any) -> jax.Array:
+    return update / 2
+
+
+def _not_bias(path: Any) -> bool:
+    return not jax.tree_util.keystr(path).endswith("['b']")
+
+
+def decay_mask(params: Any) -> Any:
+    """Weight decay on every leaf but biases named 'b' (a callable mask, as users write them)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: _not_bias(path), params)
+
+
+def ramp(count: jax.Array) -> jax.Array:
+    """A momentum schedule written here, independent of gradtx.schedules."""
+    return jnp.minimum(0.5 + 0.05 * count.astype(jnp.float32), 0.9)
+
+
+LR = (1e-3, 1e-2, 1e-1)
+DECAYS = (0.5, 0.9, 0.99)
+
+TRANSFORMS: tuple[Case, ...] = (
+    Case("identity", lambda m: m.identity()),
+    Case("stateless", lambda m: m.stateless(halve)),
+    Case("stateless_with_tree_map", lambda m: m.stateless_with_tree_map(halve_leaf)),
+    Case("chain", lambda m: m.chain(m.clip_by_global_norm(1.0), m.scale_by_adam(), m.scale_by_learning_rate(0.01))),
+    Case("named_chain", lambda m: m.named_chain(("clip", m.clip(0.5)), ("sgd", m.scale_by_learning_rate(0.1)))),
+    Case("scale", lambda m: m.scale(-0.1), sweep=lambda m, h: m.scale(h), sweep_values=LR),
+    Case(
+        "scale_by_learning_rate", lambda m: m.scale_by_learning_rate(0.1),
+        sweep=lambda m, h: m.scale_by_learning_rate(h), sweep_values=LR,
+    ),
+    Case(
+        "scale_by_learning_rate", lambda m: m.scale_by_learning_rate(m.exponential_decay(0.1, 3, 0.5)),
+        label="schedule",
+    ),
+    Case("scale_by_schedule", lambda m: m.scale_by_schedule(m.linear_schedule(1.0, 0.1, 10))),
+    Case("scale_by_sign", lambda m: m.scale_by_sign()),
+    Case("trace", lambda m: m.trace(0.9), sweep=lambda m, h: m.trace(h), sweep_values=DECAYS),
+    Case("trace", lambda m: m.trace(0.9, nesterov=True), label="nesterov"),
+    Case("trace", lambda m: m.trace(ramp, nesterov=True), label="schedule", optax=False),
+    Case("ema", lambda m: m.ema(0.9), sweep=lambda m, h: m.ema(h), sweep_values=DECAYS),
+    Case("ema", lambda m: m.ema(0.9, debias=False), label="raw"),
+    Case(
+        "scale_by_momentum", lambda m: m.scale_by_momentum(0.9), optax=False,
+        sweep=lambda m, h: m.scale_by_momentum(h), sweep_values=DECAYS,
+    ),
+    Case("scale_by_momentum", lambda m: m.scale_by_momentum(ramp, nesterov=True), label="nesterov", optax=False),
+    Case("nesterov", lambda m: m.nesterov(0.9), optax=False),
+    Case("nesterov", lambda m: m.chain(m.trace(ramp), m.nesterov(ramp)), label="after-trace", optax=False),
+    Case("bias_correction", lambda m: m.bias_correction(0.9), optax=False),
+    Case("scale_by_rms", lambda m: m.scale_by_rms(), sweep=lambda m, h: m.scale_by_rms(h), sweep_values=DECAYS),
+    Case(
+        "scale_by_rms", lambda m: m.scale_by_rms(0.99, 1e-6, 0.5, eps_in_sqrt=False, bias_correction=True),
+        label="torch-eps,bias",
+    ),
+    Case("scale_by_stddev", lambda m: m.scale_by_stddev()),
+    Case("scale_by_stddev", lambda m: m.scale_by_stddev(eps_in_sqrt=False, bias_correction=True), label="bias"),
+    Case("scale_by_rss", lambda m: m.scale_by_rss()),
+    Case("scale_by_rss", lambda m: m.scale_by_rss(0.0, 1e-10, eps_in_sqrt=False), label="torch", optax=False),
+    Case("scale_by_adadelta", lambda m: m.scale_by_adadelta()),
+    Case("scale_by_adam", lambda m: m.scale_by_adam(), sweep=lambda m, h: m.scale_by_adam(b1=h), sweep_values=DECAYS),
+    Case("scale_by_adam", lambda m: m.scale_by_adam(b2=0.99, eps_root=1e-8, nesterov=True), label="nesterov"),
+    # optax rounds b1 * mu to bfloat16 before adding (1 - b1) g; gradtx rounds once, at the end.
+    Case("scale_by_adam", lambda m: m.scale_by_adam(mu_dtype=jnp.bfloat16), label="bf16-mu", rtol=2e-2),
+    Case("scale_by_amsgrad", lambda m: m.scale_by_amsgrad()),
+    Case("scale_by_adamax", lambda m: m.scale_by_adamax()),
+    Case("clip", lambda m: m.clip(0.5), sweep=lambda m, h: m.clip(h), sweep_values=(0.1, 0.5, 2.0)),
+    Case(
+        "clip_by_global_norm", lambda m: m.clip_by_global_norm(1.0),
+        sweep=lambda m, h: m.clip_by_global_norm(h), sweep_values=(0.1, 1.0, 10.0),
+    ),
+    Case(
+        "add_decayed_weights", lambda m: m.add_decayed_weights(0.01),
+        sweep=lambda m, h: m.add_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1),
+    ),
+    Case("add_decayed_weights", lambda m: m.add_decayed_weights(0.01, mask=decay_mask), label="mask"),
+)  # fmt: skip
+
+OPTIMIZERS: tuple[Case, ...] = (
+    Case("sgd", lambda m: m.sgd(0.1), sweep=lambda m, h: m.sgd(h), sweep_values=LR),
+    Case("sgd", lambda m: m.sgd(0.1, momentum=0.9), label="momentum"),
+    Case("sgd", lambda m: m.sgd(0.1, momentum=0.9, nesterov=True), label="nesterov"),
+    Case("adagrad", lambda m: m.adagrad(0.1), sweep=lambda m, h: m.adagrad(h), sweep_values=LR),
+    Case("rmsprop", lambda m: m.rmsprop(0.01), sweep=lambda m, h: m.rmsprop(h), sweep_values=LR),
+    Case("rmsprop", lambda m: m.rmsprop(0.01, centered=True), label="centered"),
+    Case("rmsprop", lambda m: m.rmsprop(0.01, momentum=0.9, nesterov=True), label="nesterov"),
+    Case("rmsprop", lambda m: m.rmsprop(0.01, eps_in_sqrt=False, bias_correction=True), label="bias"),
+    Case("adadelta", lambda m: m.adadelta(1.0), sweep=lambda m, h: m.adadelta(h), sweep_values=(0.5, 1.0, 2.0)),
+    Case("adam", lambda m: m.adam(1e-3), sweep=lambda m, h: m.adam(h), sweep_values=LR),
+    Case("adam", lambda m: m.adam(1e-3, nesterov=True), label="nesterov"),
+    Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.01), sweep=lambda m, h: m.adamw(h), sweep_values=LR),
+    Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), label="mask"),
+    Case("nadam", lambda m: m.nadam(1e-3)),
+    Case("adamax", lambda m: m.adamax(1e-3)),
+    Case("amsgrad", lambda m: m.amsgrad(1e-3)),
+)  # fmt: skip
+
+SCHEDULES: tuple[Case, ...] = (
+    Case("constant_schedule", lambda m: m.constant_schedule(0.1)),
+    Case("linear_schedule", lambda m: m.linear_schedule(1.0, 0.1, 50, 10)),
+    Case("polynomial_schedule", lambda m: m.polynomial_schedule(1.0, 0.1, 2.0, 50, 10)),
+    Case("exponential_decay", lambda m: m.exponential_decay(1.0, 10, 0.5)),
+    Case(
+        "exponential_decay", lambda m: m.exponential_decay(1.0, 10, 0.5, 5, staircase=True, end_value=0.2),
+        label="staircase",
+    ),
+    Case("inverse_time_decay", lambda m: m.inverse_time_decay(1.0, 0.5), optax=False),
+    Case("piecewise_constant_schedule", lambda m: m.piecewise_constant_schedule(1.0, {10: 0.5, 30: 0.1})),
+    Case(
+        "piecewise_interpolate_schedule",
+        lambda m: m.piecewise_interpolate_schedule("cosine", 1.0, {10: 0.5, 30: 0.1}),
+    ),
+    Case("cosine_decay_schedule", lambda m: m.cosine_decay_schedule(1.0, 50, alpha=0.1)),
+    Case("warmup_constant_schedule", lambda m: m.warmup_constant_schedule(0.0, 1.0, 10)),
+    Case("warmup_cosine_decay_schedule", lambda m: m.warmup_cosine_decay_schedule(0.0, 1.0, 10, 60, 0.1)),
+    Case("warmup_exponential_decay_schedule", lambda m: m.warmup_exponential_decay_schedule(0.0, 1.0, 10, 20, 0.5)),
+    Case(
+        "join_schedules",
+        lambda m: m.join_schedules([m.constant_schedule(1.0), m.linear_schedule(1.0, 0.0, 20)], [15]),
+    ),
+    Case("cosine_onecycle_schedule", lambda m: m.cosine_onecycle_schedule(60, 1.0)),
+    Case("linear_onecycle_schedule", lambda m: m.linear_onecycle_schedule(60, 1.0)),
+    Case(
+        "sgdr_schedule",
+        lambda m: m.sgdr_schedule(
+            [dict(init_value=0.0, peak_value=1.0, warmup_steps=5, decay_steps=20, end_value=0.1)] * 2
+        ),
+    ),
+    Case("sutskever_momentum_schedule", lambda m: m.sutskever_momentum_schedule(0.99), optax=False),
+)  # fmt: skip
+
+# Public names that are not builders of transformations, optimizers or schedules.
+NOT_BUILDERS = frozenset(
+    {
+        "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
+        "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules",
+    }
+    | {name for name in gradtx.__all__ if name.endswith("State")}
+)  # fmt: skip
+
+TRANSFORMATION_CASES = TRANSFORMS + OPTIMIZERS

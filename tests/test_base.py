@@ -1,0 +1,142 @@
+"""The protocol's building blocks: binding, equality, validation, counters, apply_updates."""
+
+from __future__ import annotations
+
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+from gradtx import base
+
+
+def test_transformation_is_a_two_field_namedtuple():
+    tx = gradtx.scale(0.5)
+    init, update = tx
+    assert gradtx.GradientTransformation._fields == ("init", "update")
+    assert (init, update) == (tx.init, tx.update)
+
+
+def test_equal_and_hashable_by_value_across_number_kinds():
+    # A NumPy or concrete JAX scalar is stored as the Python number it holds.
+    a = gradtx.scale_by_adam(b1=0.9)
+    assert a == gradtx.scale_by_adam(b1=np.float64(0.9)) == gradtx.scale_by_adam(b1=jnp.asarray(0.9, jnp.float64))
+    assert hash(a) == hash(gradtx.scale_by_adam(b1=np.float64(0.9)))
+    assert a != gradtx.scale_by_adam(b1=0.8)
+    assert gradtx.scale(1) != gradtx.scale(1.0)  # int and float hyperparameters stay distinct
+    assert len({gradtx.scale(0.5), gradtx.scale(0.5), gradtx.scale(0.25)}) == 2
+
+
+def test_hyperparameters_are_inspectable_and_read_only():
+    hp = gradtx.scale_by_adam(b2=0.99).hyperparams
+    assert (hp.builder, hp.b1, hp.b2) == ("scale_by_adam", 0.9, 0.99)
+    with pytest.raises(AttributeError, match="has no hyperparameter 'b3'"):
+        _ = hp.b3
+    with pytest.raises(AttributeError, match="read-only"):
+        hp.b1 = 0.5
+
+
+def test_repr_reads_as_code_and_omits_switched_off_arguments():
+    tx = gradtx.scale_by_adam(mu_dtype=jnp.bfloat16)
+    assert repr(tx) == "scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, accumulator_dtype=jnp.bfloat16)"
+    assert repr(gradtx.identity()) == "identity()"
+
+
+def test_arrays_and_tracers_as_hyperparameters_compare_by_identity():
+    lr = jnp.ones(3)  # not a scalar: kept as the array it is
+    assert base.Hyperparams("f", (), {"x": lr}) == base.Hyperparams("f", (), {"x": lr})
+    assert base.Hyperparams("f", (), {"x": lr}) != base.Hyperparams("f", (), {"x": jnp.ones(3)})
+
+    def build(h):
+        tx = gradtx.scale(h)
+        assert "<traced float32[]>" in repr(tx)
+        return tx.update({"w": jnp.ones(2, jnp.float32)}, tx.init(None))[0]["w"]
+
+    np.testing.assert_allclose(jax.vmap(build)(jnp.asarray([1.0, 2.0], jnp.float32)), [[1, 1], [2, 2]])
+
+
+def test_pickle_round_trip_keeps_equality():
+    tx = gradtx.chain(gradtx.clip(1.0), gradtx.scale_by_adam(b1=0.8), gradtx.scale(-0.1))
+    clone = pickle.loads(pickle.dumps(tx))
+    assert clone == tx and hash(clone) == hash(tx) and repr(clone) == repr(tx)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: gradtx.scale_by_adam(b1=1.5), "scale_by_adam: b1 must be in [0, 1), got 1.5"),
+        (lambda: gradtx.scale_by_adam(b2=-0.1), "scale_by_adam: b2 must be in [0, 1), got -0.1"),
+        (lambda: gradtx.scale_by_adam(eps=float("nan")), "scale_by_adam: eps must be in [0, inf), got nan"),
+        (lambda: gradtx.scale_by_adam(b1="0.9"), "scale_by_adam: b1 must be a real number, got '0.9'"),
+        (
+            lambda: gradtx.scale_by_adam(b1=jnp.ones(2)),
+            "scale_by_adam: b1 must be a scalar, got an array of shape",
+        ),
+        (
+            lambda: gradtx.scale_by_adam(mu_dtype=jnp.int32),
+            "scale_by_adam: accumulator_dtype must be a floating",
+        ),
+        (
+            lambda: gradtx.scale_by_adam(mu_dtype="f16", accumulator_dtype="f32"),
+            "pass accumulator_dtype or its alias",
+        ),
+        (
+            lambda: gradtx.scale_by_learning_rate(lambda k: jnp.ones(3)),
+            "must be a schedule returning a scalar",
+        ),
+        (lambda: gradtx.scale_by_learning_rate(lambda: 0.1), "calling it on an int32 count failed"),
+        (
+            lambda: gradtx.chain(gradtx.scale(1.0), "adam"),
+            "chain: argument 1 must be a gradient transformation",
+        ),
+    ],
+)
+def test_build_time_validation_names_function_argument_range_and_value(build, message):
+    with pytest.raises((ValueError, TypeError)) as info:
+        build()
+    assert message in str(info.value)
+
+
+def test_tracers_are_not_validated():
+    out = jax.vmap(lambda b1: gradtx.scale_by_adam(b1=b1).hyperparams.b1)(jnp.asarray([1.5, 2.0]))
+    np.testing.assert_array_equal(out, [1.5, 2.0])
+
+
+def test_step_counter_is_int32_and_saturates():
+    top = np.iinfo(np.int32).max
+    assert base.zero_count().dtype == jnp.int32
+    assert int(base.next_count(jnp.asarray(top - 1, jnp.int32))) == top
+    assert int(base.next_count(jnp.asarray(top, jnp.int32))) == top
+    assert base.next_count(jnp.asarray(top, jnp.int32)).dtype == jnp.int32
+
+
+def test_value_at_calls_schedules_and_passes_numbers():
+    assert base.value_at(0.5, jnp.asarray(3)) == 0.5
+    assert int(base.value_at(lambda k: k * 2, jnp.asarray(3))) == 6
+
+
+def test_apply_updates_keeps_param_dtypes_and_none():
+    params = {"a": jnp.ones(2, jnp.bfloat16), "b": None, "c": jnp.ones(2, jnp.float32)}
+    updates = {"a": jnp.full(2, 0.5, jnp.float32), "b": None, "c": jnp.full(2, 0.25, jnp.float32)}
+    new = gradtx.apply_updates(params, updates)
+    assert new["a"].dtype == jnp.bfloat16 and new["b"] is None
+    np.testing.assert_allclose(new["c"], [1.25, 1.25])
+
+
+def test_incremental_update_is_a_polyak_average():
+    new, old = {"w": jnp.asarray([2.0, 4.0], jnp.float32)}, {"w": jnp.asarray([0.0, 0.0], jnp.float32)}
+    np.testing.assert_allclose(gradtx.incremental_update(new, old, 0.25)["w"], [0.5, 1.0])
+
+
+def test_stateless_builders_pass_params():
+    double = gradtx.stateless_with_tree_map(lambda g, p: g + p)
+    out, _ = double.update({"w": jnp.ones(2)}, double.init(None), {"w": jnp.full(2, 2.0)})
+    np.testing.assert_allclose(out["w"], [3.0, 3.0])
+
+
+def test_require_params_names_the_builder():
+    with pytest.raises(ValueError, match="add_decayed_weights: update needs params, got None"):
+        base.require_params("add_decayed_weights", None)

@@ -1,0 +1,75 @@
+"""Every optimizer converges on the lecture's ill-conditioned quadratic and on Rosenbrock.
+
+    quadratic:  f(w) = (w1 - 1)^2 + 100 (w2 - 1)^2          minimum at (1, 1), condition number 100
+    Rosenbrock: f(w) = (1 - w1)^2 + 100 (w2 - w1^2)^2       minimum at (1, 1), a curved flat valley
+
+Settings are typical hand-tuned values; the step budgets are generous so that the tests check
+convergence, not speed (speed is for benchmarks/).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gradtx
+
+
+def quadratic(w: jax.Array) -> jax.Array:
+    return (w[0] - 1) ** 2 + 100 * (w[1] - 1) ** 2
+
+
+def rosenbrock(w: jax.Array) -> jax.Array:
+    return (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2
+
+
+def minimize(tx: gradtx.GradientTransformation, f, w0, steps: int) -> jax.Array:
+    @jax.jit
+    def run(w):
+        def step(carry, _):
+            w, state = carry
+            updates, state = tx.update(jax.grad(f)(w), state, w)
+            return (gradtx.apply_updates(w, updates), state), None
+
+        return jax.lax.scan(step, (w, tx.init(w)), None, length=steps)[0][0]
+
+    return run(jnp.asarray(w0, jnp.float64))
+
+
+# (optimizer, quadratic steps, Rosenbrock steps)
+OPTIMIZERS = {
+    "sgd": (gradtx.sgd(0.009), 2_000, 60_000),
+    "sgd-momentum": (gradtx.sgd(0.002, momentum=0.9), 2_000, 20_000),
+    "sgd-nesterov": (gradtx.sgd(0.002, momentum=0.9, nesterov=True), 2_000, 20_000),
+    "adagrad": (gradtx.adagrad(0.5), 3_000, 30_000),
+    "rmsprop": (gradtx.rmsprop(0.01), 3_000, 20_000),
+    "rmsprop-centered-momentum": (gradtx.rmsprop(0.001, centered=True, momentum=0.9), 3_000, 30_000),
+    "adadelta": (gradtx.adadelta(eps=1e-4), 5_000, 30_000),
+    "adam": (gradtx.adam(0.05), 3_000, 20_000),
+    "adamw": (gradtx.adamw(0.05, weight_decay=0.0), 3_000, 20_000),
+    "nadam": (gradtx.nadam(0.05), 3_000, 20_000),
+    "adamax": (gradtx.adamax(0.05), 3_000, 20_000),
+    "amsgrad": (gradtx.amsgrad(0.05), 3_000, 20_000),
+}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_converges_on_ill_conditioned_quadratic(name):
+    tx, steps, _ = OPTIMIZERS[name]
+    w = minimize(tx, quadratic, [-1.0, -1.0], steps)
+    np.testing.assert_allclose(w, [1.0, 1.0], atol=1e-2)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_converges_on_rosenbrock(name):
+    tx, _, steps = OPTIMIZERS[name]
+    w = minimize(tx, rosenbrock, [-1.2, 1.0], steps)
+    np.testing.assert_allclose(w, [1.0, 1.0], atol=5e-2)
+
+
+def test_covers_every_optimizer():
+    from tests.registry import OPTIMIZERS as REGISTERED
+
+    assert {c.name for c in REGISTERED} == {name.split("-")[0] for name in OPTIMIZERS}

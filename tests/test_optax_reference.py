@@ -1,0 +1,99 @@
+"""Every registry entry that optax also has gives optax's numbers, and the two libraries mix.
+
+Both run 30 steps on a multi-leaf float32 model with the same gradients; params move by the
+updates so that transformations that read params (weight decay) see a changing model.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import gradtx
+from gradtx.testing import assert_trees_all_close, pseudo_gradients
+from tests.registry import TRANSFORMATION_CASES
+
+STEPS = 30
+CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES if c.optax]
+
+
+def model() -> dict:
+    return {
+        "w": jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4),
+        "b": jnp.full((4,), 0.1, jnp.float32),
+        "layers": [jnp.ones((2, 2), jnp.float32), jnp.asarray(0.3, jnp.float32)],
+    }
+
+
+def trajectory(tx, params: dict) -> list:
+    """The updates of STEPS jitted steps; the gradients are fixed pseudo-random trees."""
+    grads = [pseudo_gradients(params, k) for k in range(STEPS)]
+
+    @jax.jit
+    def run(params, grads):
+        def step(carry, g):
+            p, state = carry
+            updates, state = tx.update(g, state, p)
+            # Move params with a small descent step whatever the sign convention of the block.
+            return (jax.tree.map(lambda x, u: x - 0.01 * u, p, updates), state), updates
+
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *grads)
+        return jax.lax.scan(step, (params, tx.init(params)), stacked)[1]
+
+    return run(params, grads)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_optax(case):
+    ours = trajectory(case.make(gradtx), model())
+    with jax.numpy_dtype_promotion("standard"):  # optax relies on implicit promotion
+        theirs = trajectory(case.make(optax), model())
+    assert_trees_all_close(ours, theirs, rtol=case.rtol, atol=case.rtol / 10, what=case.id)
+
+
+def test_optax_chain_accepts_gradtx_transformations():
+    params = model()
+    mixed = optax.chain(gradtx.clip_by_global_norm(1.0), optax.scale_by_adam(), gradtx.scale_by_learning_rate(0.1))
+    pure = optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(), optax.scale_by_learning_rate(0.1))
+    with jax.numpy_dtype_promotion("standard"):
+        assert_trees_all_close(trajectory(mixed, params), trajectory(pure, params), rtol=1e-6, atol=1e-7)
+
+
+def test_gradtx_chain_accepts_optax_transformations():
+    params = model()
+    mixed = gradtx.chain(optax.clip_by_global_norm(1.0), gradtx.scale_by_adam(), optax.scale_by_learning_rate(0.1))
+    pure = optax.chain(optax.clip_by_global_norm(1.0), optax.scale_by_adam(), optax.scale_by_learning_rate(0.1))
+    with jax.numpy_dtype_promotion("standard"):
+        assert_trees_all_close(trajectory(mixed, params), trajectory(pure, params), rtol=2e-5, atol=2e-6)
+
+
+def test_gradtx_chain_forwards_extra_args_only_to_members_that_take_them():
+    seen = {}
+
+    def record(updates, state, params=None, **extra):
+        seen.update(extra)
+        return updates, state
+
+    takes_extra = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), record)
+    tx = gradtx.chain(optax.scale(2.0), takes_extra, gradtx.scale(0.5))
+    params = {"w": jnp.ones(2, jnp.float32)}
+    with jax.numpy_dtype_promotion("standard"):
+        updates, _ = tx.update(params, tx.init(params), params, value=1.0)
+    assert seen == {"value": 1.0}
+    assert_trees_all_close(updates, params)
+
+
+def test_state_moves_between_libraries():
+    """gradtx's chain state is a tuple of its members' states, as optax's: one can resume the other."""
+    params = model()
+    ours, theirs = gradtx.adam(0.1), optax.adam(0.1)
+    state = ours.init(params)
+    grads = pseudo_gradients(params, 0)
+    _, state = ours.update(grads, state, params)
+    with jax.numpy_dtype_promotion("standard"):
+        reference_state = theirs.update(grads, theirs.init(params), params)[1]
+    leaves = jax.tree.leaves(state)
+    assert len(leaves) == len(jax.tree.leaves(reference_state))
+    assert_trees_all_close(leaves, jax.tree.leaves(reference_state), rtol=1e-6)
