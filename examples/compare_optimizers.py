@@ -30,8 +30,9 @@ import gradtx
 SIZES = (64, 64, 10)  # input pixels, hidden units, classes
 BATCH = 128
 
-# (name, learning rate, builder taking the learning rate). Learning rates were tuned by hand for
-# this problem at the default 1000 steps. adadelta's 1.0 is its default (learning_rate=None).
+# (name, learning rate, builder taking the learning rate). Each learning rate was picked by hand
+# from a sweep in factors of about 3 (1e-4 ... 1), by final train loss and test accuracy at the
+# default 1000 steps and seed 0. adadelta's 1.0 is its default (learning_rate=None).
 OPTIMIZERS = [
     ("sgd", 0.3, gradtx.sgd),
     ("momentum", 0.1, partial(gradtx.sgd, momentum=0.9)),
@@ -52,7 +53,7 @@ def init_mlp(key: jax.Array) -> list[dict[str, jax.Array]]:
     keys = jax.random.split(key, len(SIZES) - 1)
     return [
         {"w": jax.random.normal(k, (m, n), jnp.float32) * (1.0 / m) ** 0.5, "b": jnp.zeros(n, jnp.float32)}
-        for k, m, n in zip(keys, SIZES[:-1], SIZES[1:])
+        for k, m, n in zip(keys, SIZES[:-1], SIZES[1:], strict=True)
     ]
 
 
@@ -137,7 +138,12 @@ def plot(curves: dict[str, np.ndarray], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="training steps per optimizer (default 1000)")
-    parser.add_argument("--out", type=Path, default=Path("out/compare_optimizers.png"), help="PNG of the loss curves")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/compare_optimizers.png"),
+        help="PNG of the loss curves (default out/compare_optimizers.png)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and minibatch order")
     args = parser.parse_args(argv)
     if args.steps < 1:

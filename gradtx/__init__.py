@@ -67,7 +67,7 @@ from gradtx.transforms.momentum import (
     scale_by_momentum,
     trace,
 )
-from gradtx.transforms.regularization import add_decayed_weights
+from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
 from gradtx.transforms.scaling import (
     ScaleByScheduleState,
     scale,
@@ -91,7 +91,7 @@ __all__ = [
     # state
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
-    "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState",
+    "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState", "AddDecayedWeightsState",
     # optimizers
     "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "amsgrad",
     # schedules

@@ -10,7 +10,7 @@ and schedule its contract for free:
 
 - equal and hashable by value (two `sgd(0.1)` share one compiled step),
 - picklable (no closures),
-- a `repr` that reads as the code that built it,
+- a `repr` that reads as the code that built it (arguments that are None are left out),
 - hyperparameters inspectable without running anything (`tx.hyperparams.b1`).
 
 A transformation is written as a state NamedTuple, an init function and an update function that
@@ -40,6 +40,9 @@ OptState = PyTree  # a tree of NamedTuples whose leaves are arrays
 Scalar = float | int | jax.Array | np.ndarray | np.number
 Schedule = Callable[[jax.Array], jax.Array]  # count -> value, count = updates already applied
 ScalarOrSchedule = Scalar | Schedule
+# An int32 scalar array. Typed Any because a NamedTuple field named `count` (optax's name, kept)
+# shadows tuple.count for type checkers.
+Count = Any
 
 
 class TransformInitFn(Protocol):
@@ -118,6 +121,10 @@ class Hyperparams:
     """The arguments a builder was called with: `hp.b1`, `hp.args`, `hp.builder`."""
 
     __slots__ = ("_key", "args", "builder", "kwargs")
+    builder: str
+    args: tuple
+    kwargs: dict[str, Any]
+    _key: Hashable
 
     def __init__(self, builder: str, args: tuple = (), kwargs: dict[str, Any] | None = None):
         kwargs = {k: _normalize(v) for k, v in (kwargs or {}).items()}
@@ -149,9 +156,9 @@ class Hyperparams:
         return hash(self._key)
 
     def __repr__(self) -> str:
-        # Arguments left at an off switch (None or False) are omitted, so reprs stay short.
+        # None (an unused option) is omitted; every other value is shown, so the repr rebuilds an equal object.
         shown = [_show(a) for a in self.args]
-        shown += [f"{k}={_show(v)}" for k, v in self.kwargs.items() if v is not None and v is not False]
+        shown += [f"{k}={_show(v)}" for k, v in self.kwargs.items() if v is not None]
         return f"{self.builder}({', '.join(shown)})"
 
 
@@ -163,6 +170,8 @@ class Bound:
     """
 
     __slots__ = ("__weakref__", "fn", "hp")  # jax.jit keeps weak references to functions
+    fn: Callable[..., Any]
+    hp: Hyperparams
 
     def __init__(self, fn: Callable[..., Any], hp: Hyperparams):
         object.__setattr__(self, "fn", fn)

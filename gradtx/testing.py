@@ -44,7 +44,8 @@ def _path(path: tuple) -> str:
 
 def assert_trees_same_structure_and_dtypes(actual: Any, expected: Any, what: str = "tree") -> None:
     """Same tree structure (None leaves included) and, leaf by leaf, the same dtype and shape."""
-    s_actual, s_expected = jax.tree.structure(actual), jax.tree.structure(expected)
+    s_actual: Any = jax.tree.structure(actual)
+    s_expected: Any = jax.tree.structure(expected)
     if s_actual != s_expected:
         raise AssertionError(f"{what}: tree structure changed\n  got:      {s_actual}\n  expected: {s_expected}")
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(actual), jax.tree.leaves(expected), strict=True):
@@ -57,7 +58,8 @@ def assert_trees_same_structure_and_dtypes(actual: Any, expected: Any, what: str
 
 def assert_trees_all_close(actual: Any, expected: Any, rtol: float = 1e-6, atol: float = 0.0, what: str = "tree"):
     """Leaf-by-leaf `np.testing.assert_allclose`, naming the key path of the first mismatch."""
-    if jax.tree.structure(actual) != jax.tree.structure(expected):
+    structure: Any = jax.tree.structure(actual)
+    if structure != jax.tree.structure(expected):
         raise AssertionError(
             f"{what}: tree structures differ\n  got:      {jax.tree.structure(actual)}\n"
             f"  expected: {jax.tree.structure(expected)}"
@@ -87,6 +89,7 @@ def check_transformation(
     params: Params,
     steps: int = 3,
     rtol: float = 1e-5,
+    atol: float = 1e-6,
     rebuild: Callable[[], GradientTransformation] | None = None,
 ) -> None:
     """Runs the contract checks of this module on `tx` with `params` (see the module docstring).
@@ -101,7 +104,7 @@ def check_transformation(
         if not isinstance(leaf, jax.Array):
             raise AssertionError(f"state{_path(path)}: state leaves must be arrays, got {type(leaf).__name__}")
 
-    traces = []
+    traces: list[None] = []
 
     def step(state: Any, grads: Updates, params: Params) -> tuple[Updates, Any]:
         traces.append(None)  # runs once per trace, never per call
@@ -116,7 +119,7 @@ def check_transformation(
         u_jit, jit_state = jstep(jit_state, g, p)
         assert_trees_same_structure_and_dtypes(u_jit, g, f"updates at step {k}")
         assert_trees_same_structure_and_dtypes(jit_state, init_state, f"state at step {k}")
-        assert_trees_all_close(u_jit, u_eager, rtol=rtol, atol=1e-6, what=f"jit vs eager updates at step {k}")
+        assert_trees_all_close(u_jit, u_eager, rtol=rtol, atol=atol, what=f"jit vs eager updates at step {k}")
         for path, leaf in jax.tree_util.tree_leaves_with_path((u_jit, jit_state)):
             if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
                 raise AssertionError(f"(updates, state){_path(path)} is not finite at step {k}")

@@ -39,9 +39,11 @@ def test_hyperparameters_are_inspectable_and_read_only():
         hp.b1 = 0.5
 
 
-def test_repr_reads_as_code_and_omits_switched_off_arguments():
+def test_repr_reads_as_code_and_omits_none():
     tx = gradtx.scale_by_adam(mu_dtype=jnp.bfloat16)
-    assert repr(tx) == "scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, accumulator_dtype=jnp.bfloat16)"
+    assert repr(tx) == (
+        "scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, accumulator_dtype=jnp.bfloat16, nesterov=False)"
+    )
     assert repr(gradtx.identity()) == "identity()"
 
 

@@ -45,8 +45,10 @@ def odd_params(dtype) -> dict:
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64], ids=["f32", "bf16", "f64"])
 @pytest.mark.parametrize("case", CASES)
 def test_contract(case, dtype):
-    rtol = 2e-2 if dtype == jnp.bfloat16 else 1e-5
-    check_transformation(case.build(), odd_params(dtype), rtol=rtol, rebuild=case.build)
+    # Under jit XLA may keep bfloat16 intermediates in float32 (excess precision) where eager rounds
+    # them; where terms cancel (g + mu t in Nesterov) that shows as an absolute difference.
+    rtol, atol = (2e-2, 2e-2) if dtype == jnp.bfloat16 else (1e-5, 1e-6)
+    check_transformation(case.build(), odd_params(dtype), rtol=rtol, atol=atol, rebuild=case.build)
 
 
 @pytest.mark.parametrize("case", CASES)

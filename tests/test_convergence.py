@@ -38,33 +38,42 @@ def minimize(tx: gradtx.GradientTransformation, f, w0, steps: int) -> jax.Array:
     return run(jnp.asarray(w0, jnp.float64))
 
 
-# (optimizer, quadratic steps, Rosenbrock steps)
-OPTIMIZERS = {
-    "sgd": (gradtx.sgd(0.009), 2_000, 60_000),
-    "sgd-momentum": (gradtx.sgd(0.002, momentum=0.9), 2_000, 20_000),
-    "sgd-nesterov": (gradtx.sgd(0.002, momentum=0.9, nesterov=True), 2_000, 20_000),
-    "adagrad": (gradtx.adagrad(0.5), 3_000, 30_000),
-    "rmsprop": (gradtx.rmsprop(0.01), 3_000, 20_000),
-    "rmsprop-centered-momentum": (gradtx.rmsprop(0.001, centered=True, momentum=0.9), 3_000, 30_000),
-    "adadelta": (gradtx.adadelta(eps=1e-4), 5_000, 30_000),
-    "adam": (gradtx.adam(0.05), 3_000, 20_000),
-    "adamw": (gradtx.adamw(0.05, weight_decay=0.0), 3_000, 20_000),
-    "nadam": (gradtx.nadam(0.05), 3_000, 20_000),
-    "adamax": (gradtx.adamax(0.05), 3_000, 20_000),
-    "amsgrad": (gradtx.amsgrad(0.05), 3_000, 20_000),
+# name: (optimizer, steps) on the quadratic and on Rosenbrock. Plain SGD needs a smaller step on
+# Rosenbrock (curvature ~1300 at the start, so lr < 2 / 1300); Adadelta needs rho = 0.999 and a
+# learning rate there, as is commonly reported.
+QUADRATIC = {
+    "sgd": (gradtx.sgd(0.009), 2_000),
+    "sgd-momentum": (gradtx.sgd(0.002, momentum=0.9), 2_000),
+    "sgd-nesterov": (gradtx.sgd(0.001, momentum=0.9, nesterov=True), 2_000),
+    "adagrad": (gradtx.adagrad(0.5), 3_000),
+    "rmsprop": (gradtx.rmsprop(0.01), 3_000),
+    "rmsprop-centered-momentum": (gradtx.rmsprop(0.001, centered=True, momentum=0.9), 3_000),
+    "adadelta": (gradtx.adadelta(eps=1e-4), 5_000),
+    "adam": (gradtx.adam(0.05), 3_000),
+    "adamw": (gradtx.adamw(0.05, weight_decay=0.0), 3_000),
+    "nadam": (gradtx.nadam(0.05), 3_000),
+    "adamax": (gradtx.adamax(0.05), 3_000),
+    "amsgrad": (gradtx.amsgrad(0.05), 3_000),
+}
+ROSENBROCK = {
+    **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
+    "sgd": (gradtx.sgd(0.001), 30_000),
+    "adagrad": (gradtx.adagrad(0.5), 30_000),
+    "rmsprop-centered-momentum": (gradtx.rmsprop(0.001, centered=True, momentum=0.9), 30_000),
+    "adadelta": (gradtx.adadelta(0.1, rho=0.999), 30_000),
 }
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("name", QUADRATIC)
 def test_converges_on_ill_conditioned_quadratic(name):
-    tx, steps, _ = OPTIMIZERS[name]
+    tx, steps = QUADRATIC[name]
     w = minimize(tx, quadratic, [-1.0, -1.0], steps)
     np.testing.assert_allclose(w, [1.0, 1.0], atol=1e-2)
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+@pytest.mark.parametrize("name", ROSENBROCK)
 def test_converges_on_rosenbrock(name):
-    tx, _, steps = OPTIMIZERS[name]
+    tx, steps = ROSENBROCK[name]
     w = minimize(tx, rosenbrock, [-1.2, 1.0], steps)
     np.testing.assert_allclose(w, [1.0, 1.0], atol=5e-2)
 
@@ -72,4 +81,8 @@ def test_converges_on_rosenbrock(name):
 def test_covers_every_optimizer():
     from tests.registry import OPTIMIZERS as REGISTERED
 
-    assert {c.name for c in REGISTERED} == {name.split("-")[0] for name in OPTIMIZERS}
+    assert (
+        {c.name for c in REGISTERED}
+        == {name.split("-")[0] for name in QUADRATIC}
+        == {name.split("-")[0] for name in ROSENBROCK}
+    )

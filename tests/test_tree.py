@@ -59,6 +59,15 @@ def test_norm_and_sum_sq_over_mixed_dtypes_and_complex():
     assert float(tree.norm({})) == 0.0 and float(tree.norm({"x": None})) == 0.0
 
 
+def test_bfloat16_second_moment_decays():
+    # Stored in bfloat16, 0.999 nu rounds back to nu: the moment would never decay. gradtx stores it
+    # in float32 (second_moment_like); 300 steps of zero gradient must shrink it by 0.999^300.
+    nu = tree.second_moment_like({"v": jnp.ones(1, jnp.bfloat16)}, 1.0)
+    for _ in range(300):
+        nu = tree.ema(nu, {"v": jnp.zeros(1, jnp.bfloat16)}, 0.999)
+    np.testing.assert_allclose(float(nu["v"][0]), 0.999**300, rtol=1e-4)
+
+
 def test_low_precision_leaves_are_computed_in_float32():
     # 0.999 in bfloat16 is 1.0: an EMA computed in bfloat16 would never move. Computed in float32
     # and rounded once, a large enough change survives.
@@ -74,7 +83,8 @@ def test_complex_second_moments_are_real():
     z = {"z": jnp.asarray([3 + 4j], jnp.complex64)}
     sq = tree.abs_sq(z)["z"]
     assert sq.dtype == jnp.float32 and float(sq[0]) == 25.0
-    assert tree.real_zeros_like(z)["z"].dtype == jnp.float32
+    assert tree.second_moment_like(z)["z"].dtype == jnp.float32
+    assert tree.second_moment_like({"h": jnp.ones(2, jnp.bfloat16)}, 0.1)["h"].dtype == jnp.float32
     assert tree.real_dtype(jnp.complex128) == jnp.float64 and tree.compute_dtype(jnp.float16) == jnp.float32
 
 

@@ -7,19 +7,18 @@ This file shows the pattern every transformation follows:
 3. a public builder that validates its arguments with `check` and calls `transformation`.
 
 Dtypes (one policy for all): `accumulator_dtype` (alias `mu_dtype`, optax's name) sets the dtype of
-first moments. Second moments keep the params' dtype, because an EMA with b2 near 1 stored in
-bfloat16 stalls (its change per step is below bfloat16's resolution); all arithmetic runs in at
-least float32 (`gradtx.tree`). Second moments of complex params are real.
+first moments (default: the params'). Second moments are real and at least float32
+(`tree.second_moment_like`): an EMA with b2 near 1 stored in bfloat16 would never decay, its change
+per step being below bfloat16's resolution. All arithmetic runs in at least float32 (`gradtx.tree`).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
-
 from gradtx import tree
 from gradtx.base import (
+    Count,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
@@ -57,7 +56,7 @@ def _constant(builder: str, **values: Any) -> None:
 class ScaleByAdamState(NamedTuple):
     """count: updates applied (int32); mu: first moment m; nu: second moment v (real)."""
 
-    count: jax.Array
+    count: Count
     mu: Updates
     nu: Updates
 
@@ -66,7 +65,7 @@ def _init_adam(hp: Hyperparams, params) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=zero_count(),
         mu=tree.zeros_like(params, hp.accumulator_dtype),
-        nu=tree.real_zeros_like(params),
+        nu=tree.second_moment_like(params),
     )
 
 
@@ -74,11 +73,14 @@ def _update_adam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
+    m = tree.cast_like(mu, g)  # m^ and u in g's dtype: a narrower accumulator_dtype must not round them
     if hp.nesterov:  # Dozat (2016): m^ = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)
-        m_hat = tree.lerp(tree.bias_correct(mu, hp.b1, next_count(t)), tree.bias_correct(g, hp.b1, t), hp.b1, 1 - hp.b1)
+        m_hat = tree.lerp(
+            tree.bias_correction(m, hp.b1, next_count(t)), tree.bias_correction(g, hp.b1, t), hp.b1, 1 - hp.b1
+        )
     else:
-        m_hat = tree.bias_correct(mu, hp.b1, t)  # m^ = m / (1 - b1^t)
-    v_hat = tree.bias_correct(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
+        m_hat = tree.bias_correction(m, hp.b1, t)  # m^ = m / (1 - b1^t)
+    v_hat = tree.bias_correction(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
     u = tree.div_sqrt(m_hat, v_hat, hp.eps, hp.eps_root)  # u = m^ / (sqrt(v^ + eps_root) + eps)
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
@@ -106,7 +108,7 @@ def scale_by_adam(
 
     >>> import gradtx
     >>> gradtx.scale_by_adam(b2=0.99)
-    scale_by_adam(b1=0.9, b2=0.99, eps=1e-08, eps_root=0.0)
+    scale_by_adam(b1=0.9, b2=0.99, eps=1e-08, eps_root=0.0, nesterov=False)
     """
     check("scale_by_adam", b1=(b1, UNIT), b2=(b2, UNIT), eps=(eps, NONNEG), eps_root=(eps_root, NONNEG))
     _constant("scale_by_adam", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
@@ -141,19 +143,19 @@ def _check_rms(builder: str, decay: Any, eps: Any, initial_scale: Any, bias_corr
 class ScaleByRmsState(NamedTuple):
     """count: updates applied (int32); nu: EMA of g^2 (real). optax's ScaleByRmsWithCountState."""
 
-    count: jax.Array
+    count: Count
     nu: Updates
 
 
 def _init_rms(hp: Hyperparams, params) -> ScaleByRmsState:
-    return ScaleByRmsState(count=zero_count(), nu=tree.real_full_like(params, hp.initial_scale))
+    return ScaleByRmsState(count=zero_count(), nu=tree.second_moment_like(params, hp.initial_scale))
 
 
 def _update_rms(hp: Hyperparams, g, state: ScaleByRmsState, params=None):
     t = next_count(state.count)
     decay = value_at(hp.decay, state.count)
     nu = tree.ema(state.nu, tree.abs_sq(g), decay)  # nu <- decay nu + (1 - decay) g^2
-    nu_hat = tree.bias_correct(nu, decay, t) if hp.bias_correction else nu  # nu^ = nu / (1 - decay^t)
+    nu_hat = tree.bias_correction(nu, decay, t) if hp.bias_correction else nu  # nu^ = nu / (1 - decay^t)
     u = _divide_by_rms(hp, g, nu_hat)  # u = g / sqrt(nu^ + eps)  or  g / (sqrt(nu^) + eps)
     return tree.cast_like(u, g), ScaleByRmsState(count=t, nu=nu)
 
@@ -198,7 +200,7 @@ def scale_by_rms(
 class ScaleByRStdDevState(NamedTuple):
     """count: updates applied (int32); mu: EMA of g; nu: EMA of g^2 (real)."""
 
-    count: jax.Array
+    count: Count
     mu: Updates
     nu: Updates
 
@@ -207,7 +209,7 @@ def _init_stddev(hp: Hyperparams, params) -> ScaleByRStdDevState:
     return ScaleByRStdDevState(
         count=zero_count(),
         mu=tree.zeros_like(params, hp.accumulator_dtype),
-        nu=tree.real_full_like(params, hp.initial_scale),
+        nu=tree.second_moment_like(params, hp.initial_scale),
     )
 
 
@@ -217,8 +219,8 @@ def _update_stddev(hp: Hyperparams, g, state: ScaleByRStdDevState, params=None):
     mu = tree.ema(state.mu, g, decay)  # mu <- decay mu + (1 - decay) g
     nu = tree.ema(state.nu, tree.abs_sq(g), decay)  # nu <- decay nu + (1 - decay) g^2
     if hp.bias_correction:
-        mu_hat = tree.bias_correct(mu, decay, t)  # mu^ = mu / (1 - decay^t)
-        nu_hat = tree.bias_correct(nu, decay, t)  # nu^ = nu / (1 - decay^t)
+        mu_hat = tree.bias_correction(mu, decay, t)  # mu^ = mu / (1 - decay^t)
+        nu_hat = tree.bias_correction(nu, decay, t)  # nu^ = nu / (1 - decay^t)
     else:
         mu_hat, nu_hat = mu, nu
     var = tree.sub(nu_hat, tree.abs_sq(mu_hat))  # nu^ - |mu^|^2
@@ -252,7 +254,7 @@ def scale_by_stddev(
 
     >>> import gradtx
     >>> gradtx.scale_by_stddev(0.99)
-    scale_by_stddev(decay=0.99, eps=1e-08, initial_scale=0.0, eps_in_sqrt=True)
+    scale_by_stddev(decay=0.99, eps=1e-08, initial_scale=0.0, eps_in_sqrt=True, bias_correction=False)
     """
     _check_rms("scale_by_stddev", decay, eps, initial_scale, bias_correction)
     dtype = check_dtype("scale_by_stddev", "accumulator_dtype", accumulator_dtype)
@@ -274,7 +276,7 @@ class ScaleByRssState(NamedTuple):
 
 
 def _init_rss(hp: Hyperparams, params) -> ScaleByRssState:
-    return ScaleByRssState(sum_of_squares=tree.real_full_like(params, hp.initial_accumulator_value))
+    return ScaleByRssState(sum_of_squares=tree.second_moment_like(params, hp.initial_accumulator_value))
 
 
 def _update_rss(hp: Hyperparams, g, state: ScaleByRssState, params=None):
@@ -301,7 +303,7 @@ def scale_by_rss(
 
     >>> import gradtx
     >>> gradtx.scale_by_rss(0.0, 1e-10, eps_in_sqrt=False)
-    scale_by_rss(initial_accumulator_value=0.0, eps=1e-10)
+    scale_by_rss(initial_accumulator_value=0.0, eps=1e-10, eps_in_sqrt=False)
     """
     check(
         "scale_by_rss",
@@ -327,7 +329,7 @@ class ScaleByAdaDeltaState(NamedTuple):
 
 
 def _init_adadelta(hp: Hyperparams, params) -> ScaleByAdaDeltaState:
-    return ScaleByAdaDeltaState(e_g=tree.real_zeros_like(params), e_x=tree.real_zeros_like(params))
+    return ScaleByAdaDeltaState(e_g=tree.second_moment_like(params), e_x=tree.second_moment_like(params))
 
 
 def _update_adadelta(hp: Hyperparams, g, state: ScaleByAdaDeltaState, params=None):
@@ -365,7 +367,7 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
 class ScaleByAmsgradState(NamedTuple):
     """count: updates applied (int32); mu: m; nu: v (real); nu_max: the running max of v^ (real)."""
 
-    count: jax.Array
+    count: Count
     mu: Updates
     nu: Updates
     nu_max: Updates
@@ -375,8 +377,8 @@ def _init_amsgrad(hp: Hyperparams, params) -> ScaleByAmsgradState:
     return ScaleByAmsgradState(
         count=zero_count(),
         mu=tree.zeros_like(params, hp.accumulator_dtype),
-        nu=tree.real_zeros_like(params),
-        nu_max=tree.real_zeros_like(params),
+        nu=tree.second_moment_like(params),
+        nu_max=tree.second_moment_like(params),
     )
 
 
@@ -384,8 +386,9 @@ def _update_amsgrad(hp: Hyperparams, g, state: ScaleByAmsgradState, params=None)
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
-    m_hat = tree.bias_correct(mu, hp.b1, t) if hp.bias_correction_mu else mu  # m^ = m / (1 - b1^t)
-    v_hat = tree.bias_correct(nu, hp.b2, t) if hp.bias_correction_nu else nu  # v^ = v / (1 - b2^t)
+    m = tree.cast_like(mu, g)  # m^ and u in g's dtype, as in Adam
+    m_hat = tree.bias_correction(m, hp.b1, t) if hp.bias_correction_mu else m  # m^ = m / (1 - b1^t)
+    v_hat = tree.bias_correction(nu, hp.b2, t) if hp.bias_correction_nu else nu  # v^ = v / (1 - b2^t)
     nu_max = tree.maximum(state.nu_max, v_hat)  # v_max <- max(v_max, v^)
     u = tree.div_sqrt(m_hat, nu_max, hp.eps, hp.eps_root)  # u = m^ / (sqrt(v_max + eps_root) + eps)
     return tree.cast_like(u, g), ScaleByAmsgradState(count=t, mu=mu, nu=nu, nu_max=nu_max)
@@ -439,16 +442,16 @@ def _init_adamax(hp: Hyperparams, params) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=zero_count(),
         mu=tree.zeros_like(params, hp.accumulator_dtype),
-        nu=tree.real_zeros_like(params),
+        nu=tree.second_moment_like(params),
     )
 
 
 def _update_adamax(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
-    nu = tree.maximum(tree.scale(state.nu, hp.b2), tree.absolute(g))  # nu <- max(b2 nu, |g|)
-    m_hat = tree.bias_correct(mu, hp.b1, t)  # m^ = m / (1 - b1^t)
-    u = tree.div(m_hat, nu, hp.eps)  # u = m^ / (nu + eps)
+    nu = tree.update_infinity_moment(g, state.nu, hp.b2, hp.eps)  # nu <- max(b2 nu, |g| + eps)
+    m_hat = tree.bias_correction(tree.cast_like(mu, g), hp.b1, t)  # m^ = m / (1 - b1^t), in g's dtype
+    u = tree.div(m_hat, nu)  # u = m^ / nu
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
@@ -458,14 +461,13 @@ def scale_by_adamax(
     """Adamax's preconditioner (Kingma & Ba, 2015, Sec. 7.1): Adam with an infinity norm for v.
 
         m  <- b1 m + (1 - b1) g
-        nu <- max(b2 nu, |g|)
+        nu <- max(b2 nu, |g| + eps)
         m^ = m / (1 - b1^t)
-        u  = m^ / (nu + eps)
+        u  = m^ / nu
 
-    The paper has no eps; gradtx adds it to the denominator as Adam does, so nu is the paper's
-    exponentially weighted infinity norm. optax and torch.optim.Adamax put eps inside the max
-    instead, nu <- max(b2 nu, |g| + eps) and u = m^ / nu; the two agree to O(eps / |g|), and
-    exactly when eps is negligible next to |g|. `accumulator_dtype` sets mu's dtype.
+    The paper has no eps; like optax and torch.optim.Adamax (which this matches exactly, with
+    lr = 1), gradtx adds it inside the max, so nu > 0 from the first step. `accumulator_dtype`
+    sets mu's dtype.
 
     >>> import gradtx
     >>> gradtx.scale_by_adamax()

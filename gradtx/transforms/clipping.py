@@ -58,7 +58,7 @@ def _update_clip_by_global_norm(hp: Hyperparams, updates, state, params=None):
     # ||g|| > c >= 0 means ||g|| > 0, so c / ||g|| is finite where it is used; the inner `where`
     # also keeps jax.grad through update finite at g = 0 (d sqrt(x) / dx is infinite at 0).
     factor = jnp.where(over, c / jnp.sqrt(jnp.where(over, sq, 1)), 1)  # s = c / ||g|| or 1
-    return tree.scale(updates, factor), state  # u = s g
+    return tree.scale(factor, updates), state  # u = s g
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:

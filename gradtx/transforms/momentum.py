@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
-
 from gradtx import tree
 from gradtx.base import (
+    Count,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
@@ -39,14 +38,13 @@ MOMENTUM = "[0, 1]"
 UNIT = "[0, 1)"
 
 
-def _count_only_decay(builder: str, decay: Any) -> None:
+def _require_constant_decay(builder: str, decay: Any, fix: str) -> None:
     # 1 - a^t undoes the zero start of an EMA only when a is constant; with a schedule the weight of
     # the zero start is prod_j a_j, which the state does not keep.
     if callable(decay):
         raise TypeError(
             f"{builder}: the bias correction 1 - decay^t assumes a constant decay, got the schedule"
-            f" {getattr(decay, '__qualname__', decay)!r}. Pass a number, or use debias=False (a decay"
-            " schedule that starts low, such as min(a, (1 + t) / (10 + t)), is itself a warm-up)."
+            f" {getattr(decay, '__qualname__', decay)!r}. {fix}"
         )
 
 
@@ -58,7 +56,7 @@ class TraceState(NamedTuple):
     """trace: the accumulated updates t (optax's field); count: updates applied (int32), for schedules."""
 
     trace: Updates
-    count: jax.Array
+    count: Count
 
 
 def _init_trace(hp: Hyperparams, params) -> TraceState:
@@ -71,13 +69,11 @@ def _update_trace(hp: Hyperparams, g, state: TraceState, params=None):
     t = tree.lerp(state.trace, g, mu, 1)  # t <- mu_k t + g
     u = tree.cast_like(t, g)  # u = t
     if hp.nesterov:
-        u = tree.add_scaled(g, value_at(hp.decay, k1), t)  # u = g + mu_{k+1} t
+        u = tree.add_scale(g, value_at(hp.decay, k1), t)  # u = g + mu_{k+1} t
     return u, TraceState(trace=t, count=k1)
 
 
-def trace(
-    decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: Any = None
-) -> GradientTransformation:
+def trace(decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
     """Heavy-ball momentum: a decaying sum of past updates (Polyak, 1964).
 
         t <- mu t + g
@@ -100,9 +96,7 @@ def trace(
     """
     check("trace", decay=(decay, MOMENTUM))
     dtype = check_dtype("trace", "accumulator_dtype", accumulator_dtype)
-    return transformation(
-        "trace", _init_trace, _update_trace, decay=decay, nesterov=nesterov, accumulator_dtype=dtype
-    )
+    return transformation("trace", _init_trace, _update_trace, decay=decay, nesterov=nesterov, accumulator_dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -112,7 +106,7 @@ def trace(
 class EmaState(NamedTuple):
     """count: updates applied (int32); ema: the raw (not debiased) average m."""
 
-    count: jax.Array
+    count: Count
     ema: Updates
 
 
@@ -124,13 +118,11 @@ def _update_ema(hp: Hyperparams, g, state: EmaState, params=None):
     t = next_count(state.count)
     a = value_at(hp.decay, state.count)
     m = tree.ema(state.ema, g, a)  # m <- a m + (1 - a) g
-    u = tree.bias_correct(m, a, t) if hp.debias else m  # u = m / (1 - a^t)
+    u = tree.bias_correction(m, a, t) if hp.debias else m  # u = m / (1 - a^t)
     return tree.cast_like(u, g), EmaState(count=t, ema=m)
 
 
-def ema(
-    decay: ScalarOrSchedule, debias: bool = True, accumulator_dtype: Any = None
-) -> GradientTransformation:
+def ema(decay: ScalarOrSchedule, debias: bool = True, accumulator_dtype: Any = None) -> GradientTransformation:
     """An exponential moving average of past updates, debiased by default.
 
         m <- a m + (1 - a) g
@@ -148,7 +140,11 @@ def ema(
     """
     check("ema", decay=(decay, UNIT))
     if debias:
-        _count_only_decay("ema", decay)
+        _require_constant_decay(
+            "ema",
+            decay,
+            "Pass a number, or debias=False (a decay schedule that starts low is itself a warm-up).",
+        )
     dtype = check_dtype("ema", "accumulator_dtype", accumulator_dtype)
     return transformation("ema", _init_ema, _update_ema, decay=decay, debias=debias, accumulator_dtype=dtype)
 
@@ -160,7 +156,7 @@ def ema(
 class ScaleByMomentumState(NamedTuple):
     """count: updates applied (int32); mu: the velocity v, an EMA of past updates."""
 
-    count: jax.Array
+    count: Count
     mu: Updates
 
 
@@ -197,7 +193,7 @@ def scale_by_momentum(
 
     >>> import gradtx
     >>> gradtx.scale_by_momentum(0.9)
-    scale_by_momentum(decay=0.9)
+    scale_by_momentum(decay=0.9, nesterov=False)
     """
     check("scale_by_momentum", decay=(decay, UNIT))
     dtype = check_dtype("scale_by_momentum", "accumulator_dtype", accumulator_dtype)
@@ -214,7 +210,7 @@ def scale_by_momentum(
 class NesterovState(NamedTuple):
     """count: updates applied (int32); prev: the previous incoming update v_{k-1} (zero at start)."""
 
-    count: jax.Array
+    count: Count
     prev: Updates
 
 
@@ -248,7 +244,7 @@ def nesterov(decay: ScalarOrSchedule) -> GradientTransformation:
 
     >>> import gradtx
     >>> gradtx.chain(gradtx.trace(0.9), gradtx.nesterov(0.9))
-    chain(trace(decay=0.9), nesterov(decay=0.9))
+    chain(trace(decay=0.9, nesterov=False), nesterov(decay=0.9))
     """
     check("nesterov", decay=(decay, MOMENTUM))
     return transformation("nesterov", _init_nesterov, _update_nesterov, decay=decay)
@@ -261,7 +257,7 @@ def nesterov(decay: ScalarOrSchedule) -> GradientTransformation:
 class BiasCorrectionState(NamedTuple):
     """count: updates applied (int32)."""
 
-    count: jax.Array
+    count: Count
 
 
 def _init_bias_correction(hp: Hyperparams, params) -> BiasCorrectionState:
@@ -270,7 +266,7 @@ def _init_bias_correction(hp: Hyperparams, params) -> BiasCorrectionState:
 
 def _update_bias_correction(hp: Hyperparams, g, state: BiasCorrectionState, params=None):
     t = next_count(state.count)
-    u = tree.bias_correct(g, hp.decay, t)  # u = g / (1 - a^t)
+    u = tree.bias_correction(g, hp.decay, t)  # u = g / (1 - a^t)
     return u, BiasCorrectionState(count=t)
 
 
@@ -281,14 +277,14 @@ def bias_correction(decay: float) -> GradientTransformation:
 
     a = `decay` in [0, 1), a constant. `chain(ema(a, debias=False), bias_correction(a))` equals
     `ema(a)`, and `chain(scale_by_momentum(b1), bias_correction(b1))` is Adam's m^ (Kingma & Ba,
-    2015). `gradtx.tree.bias_correct` is the same on a tree. Not in optax.
+    2015). `gradtx.tree.bias_correction` is the same on a tree. Not in optax.
 
     >>> import gradtx
     >>> gradtx.bias_correction(0.9)
     bias_correction(decay=0.9)
     """
     check("bias_correction", decay=(decay, UNIT))
-    _count_only_decay("bias_correction", decay)
+    _require_constant_decay("bias_correction", decay, "Pass a number.")
     return transformation("bias_correction", _init_bias_correction, _update_bias_correction, decay=decay)
 
 

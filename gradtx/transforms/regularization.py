@@ -15,6 +15,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import (
+    Count,
     GradientTransformation,
     Hyperparams,
     Params,
@@ -32,7 +33,7 @@ from gradtx.base import (
 class AddDecayedWeightsState(NamedTuple):
     """count: updates applied (int32), the weight-decay schedule's argument (optax: WeightDecaySchedule)."""
 
-    count: jax.Array
+    count: Count
 
 
 def _init_decay_schedule(hp: Hyperparams, params) -> AddDecayedWeightsState:
@@ -60,7 +61,7 @@ def _update_add_decayed_weights(hp: Hyperparams, g, state, params=None):
     def decay(g_leaf: Any, p_leaf: Any) -> Any:
         if g_leaf is None:  # a frozen leaf (grad None) stays None
             return None
-        return tree.add_scaled(g_leaf, lam, p_leaf)  # u = g + lambda W
+        return tree.add_scale(g_leaf, lam, p_leaf)  # u = g + lambda W
 
     def decay_subtree(on: bool, g_sub: Any, p_sub: Any) -> Any:
         return jax.tree.map(decay, g_sub, p_sub, is_leaf=lambda x: x is None) if on else g_sub

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import (
+    Count,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
@@ -31,11 +32,11 @@ from gradtx.base import (
 class ScaleByScheduleState(NamedTuple):
     """count: the number of updates already applied (int32), the schedule's argument."""
 
-    count: jax.Array
+    count: Count
 
 
 def _scale_update(hp: Hyperparams, updates, state, params=None):
-    return tree.scale(updates, hp.step_size), state
+    return tree.scale(hp.step_size, updates), state
 
 
 def scale(step_size: float) -> GradientTransformation:
@@ -57,7 +58,7 @@ def _count_init(hp: Hyperparams, params) -> ScaleByScheduleState:
 
 def _schedule_update(hp: Hyperparams, updates, state: ScaleByScheduleState, params=None):
     step = hp.step_size_fn(state.count)
-    return tree.scale(updates, step), ScaleByScheduleState(count=next_count(state.count))
+    return tree.scale(step, updates), ScaleByScheduleState(count=next_count(state.count))
 
 
 def scale_by_schedule(step_size_fn: ScalarOrSchedule) -> GradientTransformation:
@@ -70,13 +71,13 @@ def scale_by_schedule(step_size_fn: ScalarOrSchedule) -> GradientTransformation:
 
 def _lr_update(hp: Hyperparams, updates, state, params=None):
     sign = -1 if hp.flip_sign else 1
-    return tree.scale(updates, sign * hp.learning_rate), state
+    return tree.scale(sign * hp.learning_rate, updates), state
 
 
 def _lr_schedule_update(hp: Hyperparams, updates, state: ScaleByScheduleState, params=None):
     sign = -1 if hp.flip_sign else 1
     lr = value_at(hp.learning_rate, state.count)
-    return tree.scale(updates, sign * lr), ScaleByScheduleState(count=next_count(state.count))
+    return tree.scale(sign * lr, updates), ScaleByScheduleState(count=next_count(state.count))
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool = True) -> GradientTransformation:
