@@ -189,7 +189,8 @@ def scale_by_momentum(
     eta / (1 - a) here equals eta with `trace`. torch.optim.SGD(momentum=a, dampening=a) applies
     the same recursion from its second step on: its first step sets its buffer to g, not
     (1 - a) g, so its buffer stays ours plus a^(k+1) g_0, a difference that decays but never
-    vanishes. Not in optax (optax's momentum is `trace`); no bias correction (see `ema`).
+    vanishes. Goodfellow et al. (2016), Algorithm 8.2, write momentum in the heavy-ball form
+    (`trace`). Not in optax (optax's momentum is `trace`); no bias correction (see `ema`).
 
     >>> import gradtx
     >>> gradtx.scale_by_momentum(0.9)
@@ -240,7 +241,9 @@ def nesterov(decay: ScalarOrSchedule) -> GradientTransformation:
     mu_k v_{k-1} + c_k g_k it gives u = mu_{k+1} v_k + c_k g_k, hence
     `chain(trace(mu), nesterov(mu)) == trace(mu, nesterov=True)` and
     `chain(scale_by_momentum(a), nesterov(a)) == scale_by_momentum(a, nesterov=True)`, schedules
-    included. Not in optax.
+    included; with a constant mu, `chain(trace(mu), nesterov(mu), scale_by_learning_rate(eta))` is
+    torch.optim.SGD(lr=eta, momentum=mu, nesterov=True). Goodfellow et al. (2016) write the same
+    method as Algorithm 8.3 (the gradient taken at the interim point W + mu v). Not in optax.
 
     >>> import gradtx
     >>> gradtx.chain(gradtx.trace(0.9), gradtx.nesterov(0.9))
