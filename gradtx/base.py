@@ -258,17 +258,24 @@ def _interval(spec: str) -> tuple[float, float, bool, bool]:
     return float(lo), float(hi), spec[0] == "[", spec[-1] == "]"
 
 
+SCHEDULE = " or schedule"  # appended to a range: the argument may also be a schedule
+
+
 def check(builder: str, **ranges: tuple[Any, str]) -> None:
     """Validates concrete hyperparameters: `check("adam", b1=(b1, "[0, 1)"), eps=(eps, "[0, inf)"))`.
 
-    Raises `ValueError("adam: b1 must be in [0, 1), got 1.5")`. A schedule is checked to map a step
-    count to a scalar; a tracer is not checked.
+    Raises `ValueError("adam: b1 must be in [0, 1), got 1.5")`. An argument whose range ends in
+    " or schedule" (`"[0, 1]" + SCHEDULE`) may be a schedule, checked to map a step count to a
+    scalar; any other is rejected when callable. A tracer is not checked (it cannot be).
     """
     for name, (value, spec) in ranges.items():
         value = _normalize(value)
         if _is_tracer(value) or value is None:
             continue
+        spec, takes_schedule = spec.removesuffix(SCHEDULE), spec.endswith(SCHEDULE)
         if callable(value):
+            if not takes_schedule:
+                raise TypeError(f"{builder}: {name} must be a number in {spec}, not a schedule: got {value!r}")
             check_schedule(builder, name, value)
             continue
         if isinstance(value, jax.Array | np.ndarray):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradtx.base import GradientTransformation, ScalarOrSchedule, check
+from gradtx.base import SCHEDULE, GradientTransformation, ScalarOrSchedule, check
 from gradtx.combine import chain
 from gradtx.transforms.adaptive import (
     scale_by_adadelta,
@@ -35,7 +35,7 @@ from gradtx.transforms.momentum import trace
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
 
-LEARNING_RATE = "[0, inf)"  # a negative rate would ascend the loss: use scale_by_learning_rate for that
+LEARNING_RATE = "[0, inf)" + SCHEDULE  # a negative rate would ascend the loss: use scale_by_learning_rate for that
 
 
 def _is_zero(value: Any) -> bool:

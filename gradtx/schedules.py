@@ -63,14 +63,6 @@ def _is_tracer(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
-def _values(builder: str, **named: tuple[Any, str]) -> None:
-    """Value hyperparameters: real numbers in a range, or tracers; not schedules."""
-    for name, (value, _) in named.items():
-        if callable(value):
-            raise TypeError(f"{builder}: {name} must be a number, got the callable {value!r}")
-    check(builder, **named)
-
-
 def _integer(builder: str, name: str, value: Any) -> int:
     """A concrete integer (steps fix where a schedule changes); an integral float is accepted."""
     if _is_tracer(value):
@@ -95,7 +87,7 @@ def _concrete(builder: str, name: str, value: Any, spec: str) -> Any:
     """A number that decides where a schedule changes (a fraction of steps): never a tracer."""
     if _is_tracer(value):
         raise TypeError(f"{builder}: {name} must be a concrete number (it sets a boundary), got a traced value")
-    _values(builder, **{name: (value, spec)})
+    check(builder, **{name: (value, spec)})
     return value
 
 
@@ -122,7 +114,7 @@ def _pairs(builder: str, boundaries_and_scales: Any) -> tuple[tuple[int, Any], .
     pairs = []
     for b, s in items:
         (step,) = _steps(builder, **{"boundary": (b, STEPS)})
-        _values(builder, **{f"boundaries_and_scales[{step}]": (s, NONNEG)})
+        check(builder, **{f"boundaries_and_scales[{step}]": (s, NONNEG)})
         pairs.append((step, s))
     return tuple(sorted(pairs, key=lambda p: p[0])) or None
 
@@ -260,7 +252,7 @@ def constant_schedule(value: float) -> Bound:
     >>> round(float(s(1000)), 4)
     0.1
     """
-    _values("constant_schedule", value=(value, REAL))
+    check("constant_schedule", value=(value, REAL))
     return schedule("constant_schedule", _constant, value=value)
 
 
@@ -289,7 +281,7 @@ def polynomial_schedule(
     [1.0, 0.25, 0.0, 0.0]
     """
     builder = "polynomial_schedule"
-    _values(builder, init_value=(init_value, REAL), end_value=(end_value, REAL), power=(power, NONNEG))
+    check(builder, init_value=(init_value, REAL), end_value=(end_value, REAL), power=(power, NONNEG))
     steps, begin = _steps(
         builder, transition_steps=(transition_steps, STEPS), transition_begin=(transition_begin, STEPS)
     )
@@ -321,7 +313,7 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int, 
     [1.0, 1.0, 0.5, 0.0, 0.0]
     """
     builder = "linear_schedule"
-    _values(builder, init_value=(init_value, REAL), end_value=(end_value, REAL))
+    check(builder, init_value=(init_value, REAL), end_value=(end_value, REAL))
     steps, begin = _steps(
         builder, transition_steps=(transition_steps, STEPS), transition_begin=(transition_begin, STEPS)
     )
@@ -369,7 +361,7 @@ def exponential_decay(
     [1.0, 1.0, 0.5, 0.25]
     """
     builder = "exponential_decay"
-    _values(builder, init_value=(init_value, REAL), decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL))
+    check(builder, init_value=(init_value, REAL), decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL))
     steps, begin = _steps(
         builder, transition_steps=(transition_steps, CYCLE), transition_begin=(transition_begin, STEPS)
     )
@@ -412,7 +404,7 @@ def inverse_time_decay(
     [1.0, 0.6667, 0.5, 0.25]
     """
     builder = "inverse_time_decay"
-    _values(builder, init_value=(init_value, REAL), decay_rate=(decay_rate, NONNEG))
+    check(builder, init_value=(init_value, REAL), decay_rate=(decay_rate, NONNEG))
     steps, begin = _steps(
         builder, transition_steps=(transition_steps, CYCLE), transition_begin=(transition_begin, STEPS)
     )
@@ -453,7 +445,7 @@ def piecewise_constant_schedule(init_value: float, boundaries_and_scales: Mappin
     [1.0, 1.0, 0.1, 0.01]
     """
     builder = "piecewise_constant_schedule"
-    _values(builder, init_value=(init_value, REAL))
+    check(builder, init_value=(init_value, REAL))
     pairs = _pairs(builder, boundaries_and_scales)
     return schedule(builder, _piecewise_constant, init_value=init_value, boundaries_and_scales=pairs)
 
@@ -487,7 +479,7 @@ def piecewise_interpolate_schedule(
     builder = "piecewise_interpolate_schedule"
     if interpolate_type not in ("linear", "cosine"):
         raise ValueError(f"{builder}: interpolate_type must be 'linear' or 'cosine', got {interpolate_type!r}")
-    _values(builder, init_value=(init_value, REAL))
+    check(builder, init_value=(init_value, REAL))
     pairs = _pairs(builder, boundaries_and_scales)
     return schedule(
         builder, _piecewise_interpolate,
@@ -521,7 +513,7 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
     [1.0, 0.55, 0.1, 0.1]
     """
     builder = "cosine_decay_schedule"
-    _values(builder, init_value=(init_value, REAL), alpha=(alpha, REAL), exponent=(exponent, NONNEG))
+    check(builder, init_value=(init_value, REAL), alpha=(alpha, REAL), exponent=(exponent, NONNEG))
     (steps,) = _steps(builder, decay_steps=(decay_steps, CYCLE))
     return schedule(builder, _cos, init_value=init_value, decay_steps=steps, alpha=alpha, exponent=exponent)
 
@@ -546,7 +538,7 @@ def warmup_constant_schedule(init_value: float, peak_value: float, warmup_steps:
     [0.0, 0.5, 1.0, 1.0]
     """
     builder = "warmup_constant_schedule"
-    _values(builder, init_value=(init_value, REAL), peak_value=(peak_value, REAL))
+    check(builder, init_value=(init_value, REAL), peak_value=(peak_value, REAL))
     (warmup,) = _steps(builder, warmup_steps=(warmup_steps, STEPS))
     return schedule(builder, _warmup_constant, init_value=init_value, peak_value=peak_value, warmup_steps=warmup)
 
@@ -587,7 +579,7 @@ def warmup_cosine_decay_schedule(
     [0.0, 0.5, 1.0, 0.5, 0.0]
     """
     builder = "warmup_cosine_decay_schedule"
-    _values(
+    check(
         builder, init_value=(init_value, REAL), peak_value=(peak_value, REAL),
         end_value=(end_value, REAL), exponent=(exponent, NONNEG),
     )  # fmt: skip
@@ -640,7 +632,7 @@ def warmup_exponential_decay_schedule(
     [0.0, 0.5, 1.0, 0.5, 0.25]
     """
     builder = "warmup_exponential_decay_schedule"
-    _values(
+    check(
         builder, init_value=(init_value, REAL), peak_value=(peak_value, REAL),
         decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL),
     )  # fmt: skip
@@ -738,7 +730,7 @@ def cosine_onecycle_schedule(
     [0.1, 0.55, 1.0, 0.0]
     """
     builder = "cosine_onecycle_schedule"
-    _values(
+    check(
         builder, peak_value=(peak_value, REAL), div_factor=(div_factor, POSITIVE),
         final_div_factor=(final_div_factor, POSITIVE),
     )  # fmt: skip
@@ -775,7 +767,7 @@ def linear_onecycle_schedule(
     [0.1, 0.55, 1.0, 0.1, 0.0]
     """
     builder = "linear_onecycle_schedule"
-    _values(
+    check(
         builder, peak_value=(peak_value, REAL), div_factor=(div_factor, POSITIVE),
         final_div_factor=(final_div_factor, POSITIVE),
     )  # fmt: skip
@@ -862,7 +854,7 @@ def sutskever_momentum_schedule(mu_max: float, transition_steps: int = 250) -> B
     [0.5, 0.75, 0.8333, 0.875, 0.99]
     """
     builder = "sutskever_momentum_schedule"
-    _values(builder, mu_max=(mu_max, FRACTION))
+    check(builder, mu_max=(mu_max, FRACTION))
     (steps,) = _steps(builder, transition_steps=(transition_steps, CYCLE))
     return schedule(builder, _sutskever, mu_max=mu_max, transition_steps=steps)
 

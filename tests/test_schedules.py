@@ -390,7 +390,7 @@ INVALID = [
     (
         lambda: gradtx.constant_schedule(_constant()),
         TypeError,
-        "constant_schedule: value must be a number, got the callable",
+        "constant_schedule: value must be a number in (-inf, inf), not a schedule",
     ),
     (lambda: gradtx.constant_schedule("0.1"), TypeError, "value must be a real number, got '0.1'"),
     (

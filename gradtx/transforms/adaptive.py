@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from gradtx import tree
 from gradtx.base import (
+    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
@@ -40,13 +41,6 @@ def first_moment_dtype(builder: str, mu_dtype: Any, accumulator_dtype: Any) -> A
     if mu_dtype is not None and accumulator_dtype is not None:
         raise TypeError(f"{builder}: pass accumulator_dtype or its alias mu_dtype, not both")
     return check_dtype(builder, "accumulator_dtype", accumulator_dtype if mu_dtype is None else mu_dtype)
-
-
-def _constant(builder: str, **values: Any) -> None:
-    """Rejects schedules for hyperparameters that must stay fixed (bias correction assumes so)."""
-    for name, value in values.items():
-        if callable(value):
-            raise TypeError(f"{builder}: {name} must be a number, not a schedule")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,7 +105,6 @@ def scale_by_adam(
     scale_by_adam(b1=0.9, b2=0.99, eps=1e-08, eps_root=0.0, nesterov=False)
     """
     check("scale_by_adam", b1=(b1, UNIT), b2=(b2, UNIT), eps=(eps, NONNEG), eps_root=(eps_root, NONNEG))
-    _constant("scale_by_adam", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     dtype = first_moment_dtype("scale_by_adam", mu_dtype, accumulator_dtype)
     return transformation(
         "scale_by_adam", _init_adam, _update_adam,
@@ -127,8 +120,7 @@ def _divide_by_rms(hp: Hyperparams, g, second_moment):
 
 
 def _check_rms(builder: str, decay: Any, eps: Any, initial_scale: Any, bias_correction: bool) -> None:
-    check(builder, decay=(decay, UNIT), eps=(eps, NONNEG), initial_scale=(initial_scale, NONNEG))
-    _constant(builder, eps=eps, initial_scale=initial_scale)
+    check(builder, decay=(decay, UNIT + SCHEDULE), eps=(eps, NONNEG), initial_scale=(initial_scale, NONNEG))
     if bias_correction and callable(decay):
         raise TypeError(
             f"{builder}: bias_correction=True needs a constant decay (1 - decay^t undoes an average"
@@ -310,7 +302,6 @@ def scale_by_rss(
         initial_accumulator_value=(initial_accumulator_value, NONNEG),
         eps=(eps, NONNEG),
     )
-    _constant("scale_by_rss", initial_accumulator_value=initial_accumulator_value, eps=eps)
     return transformation(
         "scale_by_rss", _init_rss, _update_rss,
         initial_accumulator_value=initial_accumulator_value, eps=eps, eps_in_sqrt=eps_in_sqrt,
@@ -356,7 +347,6 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransforma
     scale_by_adadelta(rho=0.95, eps=1e-06)
     """
     check("scale_by_adadelta", rho=(rho, UNIT), eps=(eps, NONNEG))
-    _constant("scale_by_adadelta", rho=rho, eps=eps)
     return transformation("scale_by_adadelta", _init_adadelta, _update_adadelta, rho=rho, eps=eps)
 
 
@@ -425,7 +415,6 @@ def scale_by_amsgrad(
     scale_by_amsgrad(b1=0.9, b2=0.99, eps=1e-08, eps_root=0.0, ...)
     """
     check("scale_by_amsgrad", b1=(b1, UNIT), b2=(b2, UNIT), eps=(eps, NONNEG), eps_root=(eps_root, NONNEG))
-    _constant("scale_by_amsgrad", b1=b1, b2=b2, eps=eps, eps_root=eps_root)
     dtype = first_moment_dtype("scale_by_amsgrad", mu_dtype, accumulator_dtype)
     return transformation(
         "scale_by_amsgrad", _init_amsgrad, _update_amsgrad,
@@ -474,7 +463,6 @@ def scale_by_adamax(
     scale_by_adamax(b1=0.9, b2=0.999, eps=1e-08)
     """
     check("scale_by_adamax", b1=(b1, UNIT), b2=(b2, UNIT), eps=(eps, NONNEG))
-    _constant("scale_by_adamax", b1=b1, b2=b2, eps=eps)
     dtype = check_dtype("scale_by_adamax", "accumulator_dtype", accumulator_dtype)
     return transformation(
         "scale_by_adamax", _init_adamax, _update_adamax, b1=b1, b2=b2, eps=eps, accumulator_dtype=dtype

@@ -20,11 +20,6 @@ from gradtx.base import GradientTransformation, Hyperparams, check, init_empty, 
 NONNEG = "[0, inf)"
 
 
-def _not_a_schedule(builder: str, name: str, value: object) -> None:
-    if callable(value):
-        raise TypeError(f"{builder}: {name} must be a number, got the callable {value!r}")
-
-
 def _update_clip(hp: Hyperparams, updates, state, params=None):
     def leaf(g: jax.Array) -> jax.Array:
         g32 = g.astype(tree.compute_dtype(g.dtype))
@@ -47,7 +42,6 @@ def clip(max_delta: float) -> GradientTransformation:
     clip(max_delta=1.0)
     """
     check("clip", max_delta=(max_delta, NONNEG))
-    _not_a_schedule("clip", "max_delta", max_delta)
     return transformation("clip", init_empty, _update_clip, max_delta=max_delta)
 
 
@@ -78,7 +72,6 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     clip_by_global_norm(max_norm=1.0)
     """
     check("clip_by_global_norm", max_norm=(max_norm, NONNEG))
-    _not_a_schedule("clip_by_global_norm", "max_norm", max_norm)
     return transformation("clip_by_global_norm", init_empty, _update_clip_by_global_norm, max_norm=max_norm)
 
 

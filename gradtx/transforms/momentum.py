@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from gradtx import tree
 from gradtx.base import (
+    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
@@ -94,7 +95,7 @@ def trace(decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: An
     >>> gradtx.trace(0.9, nesterov=True)
     trace(decay=0.9, nesterov=True)
     """
-    check("trace", decay=(decay, MOMENTUM))
+    check("trace", decay=(decay, MOMENTUM + SCHEDULE))
     dtype = check_dtype("trace", "accumulator_dtype", accumulator_dtype)
     return transformation("trace", _init_trace, _update_trace, decay=decay, nesterov=nesterov, accumulator_dtype=dtype)
 
@@ -138,7 +139,7 @@ def ema(decay: ScalarOrSchedule, debias: bool = True, accumulator_dtype: Any = N
     >>> gradtx.ema(0.99)
     ema(decay=0.99, debias=True)
     """
-    check("ema", decay=(decay, UNIT))
+    check("ema", decay=(decay, UNIT + SCHEDULE))
     if debias:
         _require_constant_decay(
             "ema",
@@ -196,7 +197,7 @@ def scale_by_momentum(
     >>> gradtx.scale_by_momentum(0.9)
     scale_by_momentum(decay=0.9, nesterov=False)
     """
-    check("scale_by_momentum", decay=(decay, UNIT))
+    check("scale_by_momentum", decay=(decay, UNIT + SCHEDULE))
     dtype = check_dtype("scale_by_momentum", "accumulator_dtype", accumulator_dtype)
     return transformation(
         "scale_by_momentum", _init_momentum, _update_momentum,
@@ -249,7 +250,7 @@ def nesterov(decay: ScalarOrSchedule) -> GradientTransformation:
     >>> gradtx.chain(gradtx.trace(0.9), gradtx.nesterov(0.9))
     chain(trace(decay=0.9, nesterov=False), nesterov(decay=0.9))
     """
-    check("nesterov", decay=(decay, MOMENTUM))
+    check("nesterov", decay=(decay, MOMENTUM + SCHEDULE))
     return transformation("nesterov", _init_nesterov, _update_nesterov, decay=decay)
 
 
@@ -287,7 +288,6 @@ def bias_correction(decay: float) -> GradientTransformation:
     bias_correction(decay=0.9)
     """
     check("bias_correction", decay=(decay, UNIT))
-    _require_constant_decay("bias_correction", decay, "Pass a number.")
     return transformation("bias_correction", _init_bias_correction, _update_bias_correction, decay=decay)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import (
+    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
@@ -101,7 +102,7 @@ def add_decayed_weights(
     >>> gradtx.add_decayed_weights(1e-4)
     add_decayed_weights(weight_decay=0.0001)
     """
-    check("add_decayed_weights", weight_decay=(weight_decay, "[0, inf)"))
+    check("add_decayed_weights", weight_decay=(weight_decay, "[0, inf)" + SCHEDULE))
     if mask is not None and not callable(mask):
         _resolve_mask(mask, None)
     init = _init_decay_schedule if callable(weight_decay) else init_empty

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import (
+    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
@@ -46,9 +47,7 @@ def scale(step_size: float) -> GradientTransformation:
     >>> gradtx.scale(0.5)
     scale(step_size=0.5)
     """
-    check("scale", step_size=(step_size, "[-inf, inf]"))
-    if callable(step_size):
-        raise TypeError("scale: step_size must be a number; for a schedule use scale_by_schedule")
+    check("scale", step_size=(step_size, "[-inf, inf]"))  # a schedule goes to scale_by_schedule
     return transformation("scale", init_empty, _scale_update, step_size=step_size)
 
 
@@ -90,7 +89,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     >>> gradtx.scale_by_learning_rate(0.1)
     scale_by_learning_rate(learning_rate=0.1, flip_sign=True)
     """
-    check("scale_by_learning_rate", learning_rate=(learning_rate, "[-inf, inf]"))
+    check("scale_by_learning_rate", learning_rate=(learning_rate, "[-inf, inf]" + SCHEDULE))
     if callable(learning_rate):
         return transformation(
             "scale_by_learning_rate", _count_init, _lr_schedule_update,

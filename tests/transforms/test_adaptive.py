@@ -390,9 +390,9 @@ def test_validation_messages():
         gradtx.scale_by_adamax(b1=-0.5)
     with _raises(TypeError, "scale_by_rms: bias_correction=True needs a constant decay"):
         gradtx.scale_by_rms(decay_ramp, bias_correction=True)
-    with _raises(TypeError, "scale_by_adam: b1 must be a number, not a schedule"):
+    with _raises(TypeError, "scale_by_adam: b1 must be a number in [0, 1), not a schedule"):
         gradtx.scale_by_adam(b1=decay_ramp)
-    with _raises(TypeError, "scale_by_adadelta: rho must be a number, not a schedule"):
+    with _raises(TypeError, "scale_by_adadelta: rho must be a number in [0, 1), not a schedule"):
         gradtx.scale_by_adadelta(rho=decay_ramp)
     with _raises(TypeError, "scale_by_amsgrad: pass accumulator_dtype or its alias mu_dtype, not both"):
         gradtx.scale_by_amsgrad(mu_dtype=jnp.bfloat16, accumulator_dtype=jnp.bfloat16)
