@@ -200,13 +200,42 @@ class Bound:
         return repr(self.hp)
 
 
-class ExtraArgsBound(Bound):
-    """A Bound whose function takes the caller's keyword arguments too (`chain` forwards them)."""
+class InitFn(Bound):
+    """An init: `fn(hp, params)` sees only float leaves, so integer and boolean leaves get no state."""
 
     __slots__ = ()
 
-    def __call__(self, *args: Any, **extra_args: Any) -> Any:
-        return self.fn(self.hp, *args, **extra_args)
+    def __call__(self, params: Params, **extra_args: Any) -> OptState:
+        return self.fn(self.hp, tree.trainable(params))
+
+
+class UpdateFn(Bound):
+    """An update: `fn(hp, updates, state, params)` sees only float leaves; the others pass through.
+
+    Integer, boolean and None leaves (equinox and flax models have them) come back as they went in:
+    the filtering happens while tracing and costs nothing in the compiled step.
+    """
+
+    __slots__ = ()
+
+    def __call__(
+        self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
+    ) -> tuple[Updates, OptState]:
+        params = None if params is None else tree.trainable(params)
+        new, state = self._apply(tree.trainable(updates), state, params, extra_args)
+        return tree.with_frozen(new, updates), state
+
+    def _apply(self, updates: Updates, state: OptState, params: Params | None, extra_args: dict) -> Any:
+        return self.fn(self.hp, updates, state, params)
+
+
+class ExtraArgsUpdateFn(UpdateFn):
+    """An update whose function takes the caller's keyword arguments too (`chain` forwards them)."""
+
+    __slots__ = ()
+
+    def _apply(self, updates: Updates, state: OptState, params: Params | None, extra_args: dict) -> Any:
+        return self.fn(self.hp, updates, state, params, **extra_args)
 
 
 class GradientTransformation(NamedTuple):
@@ -240,8 +269,8 @@ def transformation(
     caller's keyword arguments (as `chain` does to forward them).
     """
     hp = Hyperparams(builder, args, kwargs)
-    bound = ExtraArgsBound if extra_args else Bound
-    return GradientTransformation(Bound(init, hp), bound(update, hp))
+    update_fn = ExtraArgsUpdateFn if extra_args else UpdateFn
+    return GradientTransformation(InitFn(init, hp), update_fn(update, hp))
 
 
 def schedule(builder: str, fn: Callable[..., jax.Array], **kwargs: Any) -> Bound:
@@ -383,10 +412,13 @@ def stateless_with_tree_map(f: Callable[[jax.Array, jax.Array | None], jax.Array
 
 
 def apply_updates(params: Params, updates: Updates) -> Params:
-    """params + updates, leaf by leaf, each result in its param's dtype (None updates keep the param)."""
+    """params + updates, leaf by leaf, each result in its param's dtype.
+
+    A None update, and any integer or boolean param, leaves the param as it is.
+    """
 
     def add(p: Any, u: Any) -> Any:
-        if u is None:
+        if u is None or not tree.is_inexact(p):
             return p
         p = jnp.asarray(p)
         return (p + jnp.asarray(u).astype(p.dtype)).astype(p.dtype)

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from gradtx.base import (
-    Bound,
     GradientTransformation,
     Hyperparams,
     OptState,
     Params,
+    UpdateFn,
     Updates,
     transformation,
 )
@@ -24,7 +24,7 @@ from gradtx.base import (
 def _takes_extra_args(tx: Any) -> bool:
     # Every gradtx update ignores keywords it does not use; optax marks those that accept them by
     # their class. A plain optax GradientTransformation would raise on them, so it gets none.
-    return isinstance(tx.update, Bound) or type(tx).__name__ == "GradientTransformationExtraArgs"
+    return isinstance(tx.update, UpdateFn) or type(tx).__name__ == "GradientTransformationExtraArgs"
 
 
 def _update_one(tx: Any, updates: Updates, state: OptState, params: Params, extra_args: dict) -> Any:

@@ -45,6 +45,30 @@ def _scalar(s: Any, like: jax.Array) -> jax.Array:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Which leaves an optimizer acts on
+
+
+def is_inexact(x: Any) -> bool:
+    """True for a floating or complex array (or Python float/complex): a leaf an optimizer updates."""
+    if isinstance(x, float | complex):
+        return True
+    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def trainable(tree: PyTree) -> PyTree:
+    """The tree with every leaf that is not floating or complex (integers, booleans) set to None.
+
+    Models carry such leaves (equinox's static ints, flax's counters); they get no state and no update.
+    """
+    return jax.tree.map(lambda x: x if is_inexact(x) else None, tree)
+
+
+def with_frozen(new: PyTree, original: PyTree) -> PyTree:
+    """`new`, with the leaves that `trainable(original)` dropped taken back from `original` unchanged."""
+    return jax.tree.map(lambda x, y: y if is_inexact(x) else x, original, new, is_leaf=lambda x: x is None)
+
+
+# ---------------------------------------------------------------------------------------------------
 # Creation and casting
 
 

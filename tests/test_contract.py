@@ -33,12 +33,13 @@ NAMESPACE = {**{n: getattr(gradtx, n) for n in gradtx.__all__}, "jnp": jnp, **va
 
 
 def odd_params(dtype) -> dict:
-    """A model tree with the shapes users hit: matrix, vector, 0-d, None, zero-size, list, tuple."""
+    """A model tree with the leaves users hit: matrix, vector, 0-d, None, zero-size, list, tuple, and
+    the integer and boolean arrays of equinox and flax models."""
     return {
         "w": jnp.linspace(-1, 1, 12).reshape(3, 4).astype(dtype),
         "b": jnp.arange(4).astype(dtype) / 4,
         "list": [jnp.asarray(0.5, dtype), None],
-        "tuple": (jnp.zeros((0, 3), dtype),),
+        "tuple": (jnp.zeros((0, 3), dtype), jnp.arange(3, dtype=jnp.int32), jnp.asarray(True)),
     }
 
 
@@ -49,6 +50,22 @@ def test_contract(case, dtype):
     # them; where terms cancel (g + mu t in Nesterov) that shows as an absolute difference.
     rtol, atol = (2e-2, 2e-2) if dtype == jnp.bfloat16 else (1e-5, 1e-6)
     check_transformation(case.build(), odd_params(dtype), rtol=rtol, atol=atol, rebuild=case.build)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_integer_and_boolean_leaves_hold_no_state_and_pass_through(case):
+    tx = case.build()
+    params = {"w": jnp.ones(3, jnp.float32), "steps": jnp.arange(2, dtype=jnp.int32), "on": jnp.asarray(True)}
+    state = tx.init(params)
+    assert all(jnp.issubdtype(leaf.dtype, jnp.inexact) or leaf.shape == () for leaf in jax.tree.leaves(state))
+    for grads in (
+        {"w": jnp.ones(3, jnp.float32), "steps": None, "on": None},  # equinox's filtered gradients
+        {"w": jnp.ones(3, jnp.float32), "steps": params["steps"], "on": params["on"]},
+    ):
+        updates, _ = jax.jit(tx.update)(grads, state, params)
+        assert updates["steps"] is grads["steps"] or bool(jnp.all(updates["steps"] == grads["steps"]))
+        new = gradtx.apply_updates(params, updates)
+        assert new["steps"] is params["steps"] and new["on"] is params["on"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -89,7 +106,9 @@ def test_equal_transformations_share_one_compiled_step(case):
 def test_vmap_over_params_equals_a_loop(case):
     tx = case.build()
     batch = [odd_params(jnp.float32) for _ in range(3)]
-    batch = [jax.tree.map(lambda x, k=k: x * (k + 1), p) for k, p in enumerate(batch)]
+    batch = [
+        jax.tree.map(lambda x, k=k: x * (k + 1) if gradtx.tree.is_inexact(x) else x, p) for k, p in enumerate(batch)
+    ]
     grads = [pseudo_gradients(p, k) for k, p in enumerate(batch)]
 
     def step(params, grads):
