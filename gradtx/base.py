@@ -221,12 +221,76 @@ class UpdateFn(Bound):
     def __call__(
         self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
     ) -> tuple[Updates, OptState]:
+        g = tree.trainable(updates)
+        check_matching_trees(self.hp.builder, updates, g, state, params)
         params = None if params is None else tree.trainable(params)
-        new, state = self._apply(tree.trainable(updates), state, params, extra_args)
+        new, state = self._apply(g, state, params, extra_args)
         return tree.with_frozen(new, updates), state
 
     def _apply(self, updates: Updates, state: OptState, params: Params | None, extra_args: dict) -> Any:
         return self.fn(self.hp, updates, state, params)
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _mismatch(g: Any, other: Any, name: str, is_params: bool) -> str | None:
+    """Where the gradients `g` and the tree `other` differ (a key path, a None, a shape, a dtype), or None.
+
+    Against params, shapes must match, a None gradient may stand for a leaf (a frozen param), and a
+    float param needs a float gradient.
+    """
+    paths_g = dict(jax.tree_util.tree_flatten_with_path(g, is_leaf=_is_none)[0])
+    paths_o = dict(jax.tree_util.tree_flatten_with_path(other, is_leaf=_is_none)[0])
+    for path in paths_g.keys() - paths_o.keys():
+        return f"{jax.tree_util.keystr(path)} is in the gradients, not in {name}"
+    for path in paths_o.keys() - paths_g.keys():
+        return f"{jax.tree_util.keystr(path)} is in {name}, not in the gradients"
+    for path, x in paths_g.items():
+        y, at = paths_o[path], jax.tree_util.keystr(path)
+        if (x is None and y is None) or (x is None and is_params):
+            continue
+        if x is None or y is None:
+            kinds = ["None" if v is None else "an array" for v in (x, y)]
+            return f"{at} is {kinds[0]} in the gradients, {kinds[1]} in {name}"
+        if is_params and jnp.shape(x) != jnp.shape(y):
+            return f"{at} has shape {jnp.shape(x)} in the gradients, {jnp.shape(y)} in {name}"
+        if is_params and tree.is_inexact(y) and not tree.is_inexact(x):
+            dtypes = f"{jnp.result_type(x)} in the gradients, {jnp.result_type(y)} in {name}"
+            return f"{at} is {dtypes}: gradients must be floating"
+    return None
+
+
+def check_matching_trees(builder: str, updates: Updates, g: Updates, state: OptState, params: Params | None) -> None:
+    """Trace-time check that the gradients match the params (structure, shapes, dtypes) and the state.
+
+    `g` is `updates` less its non-float leaves. The state fields checked are the trees of a state
+    NamedTuple (moments, traces): init built them from the params, so they have the params'
+    structure (not always their shapes: factored moments are smaller). Costs nothing when compiled.
+    """
+    checks = [] if params is None else [("params", updates, params, "Pass gradients with the params' structure.")]
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        hint = "Was the state built by this transformation's init, from params of this structure?"
+        checks += [
+            (f"state.{f}", g, v, hint) for f, v in zip(state._fields, state, strict=True) if not hasattr(v, "shape")
+        ]
+    for what, grads, other, hint in checks:
+        is_params = what == "params"
+        if jax.tree.structure(grads) == jax.tree.structure(other) and (
+            not is_params or all(_same_leaf(x, y) for x, y in zip(*map(jax.tree.leaves, (grads, other)), strict=True))
+        ):
+            continue
+        where = _mismatch(grads, other, what, is_params)
+        if where is not None:
+            raise ValueError(
+                f"{builder}: the gradients do not match {what}: {where}. {hint}\n"
+                f"  gradients: {jax.tree.structure(grads)}\n  {what}: {jax.tree.structure(other)}"
+            )
+
+
+def _same_leaf(x: Any, y: Any) -> bool:
+    return jnp.shape(x) == jnp.shape(y) and (tree.is_inexact(x) or not tree.is_inexact(y))
 
 
 class ExtraArgsUpdateFn(UpdateFn):

@@ -102,6 +102,15 @@ def cast_like(tree: PyTree, like: PyTree) -> PyTree:
     return jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
 
 
+def compute_like(tree: PyTree, like: PyTree) -> PyTree:
+    """Each leaf of `tree` cast to the compute dtype of the matching leaf of `like` (>= float32).
+
+    How a moment is read before it enters an update: a bfloat16 moment is not rounded further, and
+    a float32 one is not rounded down to bfloat16 gradients.
+    """
+    return jax.tree.map(lambda x, y: x.astype(compute_dtype(y.dtype)), tree, like)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Arithmetic (results in the dtype of the first tree)
 

@@ -142,3 +142,42 @@ def test_stateless_builders_pass_params():
 def test_require_params_names_the_builder():
     with pytest.raises(ValueError, match="add_decayed_weights: update needs params, got None"):
         base.require_params("add_decayed_weights", None)
+
+
+PARAMS = {"a": jnp.ones(3, jnp.float32), "b": jnp.ones(2, jnp.float32)}
+
+
+@pytest.mark.parametrize(
+    ("grads", "params", "message"),
+    [
+        (
+            {"a": jnp.ones(3, jnp.float32)},
+            PARAMS,
+            "chain: the gradients do not match params: ['b'] is in params, not in the gradients",
+        ),
+        (
+            {"a": jnp.ones(3, jnp.float32), "b": jnp.ones(4, jnp.float32)},
+            PARAMS,
+            "chain: the gradients do not match params: ['b'] has shape (4,) in the gradients, (2,) in params",
+        ),
+        (
+            {"a": jnp.ones(3, jnp.float32), "b": jnp.ones(2, jnp.int32)},
+            PARAMS,
+            "chain: the gradients do not match params: ['b'] is int32 in the gradients, float32 in params:"
+            " gradients must be floating",
+        ),
+        (
+            {"a": jnp.ones(3, jnp.float32)},
+            None,
+            "scale_by_adam: the gradients do not match state.mu: ['b'] is in state.mu, not in the gradients."
+            " Was the state built by this transformation's init, from params of this structure?",
+        ),
+    ],
+    ids=["missing-leaf", "shape", "integer-grads", "state"],
+)
+def test_mismatched_trees_name_the_transformation_and_the_key_path(grads, params, message):
+    tx = gradtx.adam(0.1)
+    with pytest.raises(ValueError) as info:
+        jax.jit(tx.update)(grads, tx.init(PARAMS), params)
+    assert message in str(info.value)
+    assert "  gradients: PyTreeDef(" in str(info.value)  # both structures are shown

@@ -67,7 +67,7 @@ def _update_adam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
-    m = tree.cast_like(mu, g)  # m^ and u in g's dtype: a narrower accumulator_dtype must not round them
+    m = tree.compute_like(mu, g)  # m read in g's compute dtype: neither dtype rounds m^ or u
     if hp.nesterov:  # Dozat (2016): m^ = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)
         m_hat = tree.lerp(
             tree.bias_correction(m, hp.b1, next_count(t)), tree.bias_correction(g, hp.b1, t), hp.b1, 1 - hp.b1
@@ -376,7 +376,7 @@ def _update_amsgrad(hp: Hyperparams, g, state: ScaleByAmsgradState, params=None)
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
-    m = tree.cast_like(mu, g)  # m^ and u in g's dtype, as in Adam
+    m = tree.compute_like(mu, g)  # as in Adam
     m_hat = tree.bias_correction(m, hp.b1, t) if hp.bias_correction_mu else m  # m^ = m / (1 - b1^t)
     v_hat = tree.bias_correction(nu, hp.b2, t) if hp.bias_correction_nu else nu  # v^ = v / (1 - b2^t)
     nu_max = tree.maximum(state.nu_max, v_hat)  # v_max <- max(v_max, v^)
@@ -439,7 +439,7 @@ def _update_adamax(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.update_infinity_moment(g, state.nu, hp.b2, hp.eps)  # nu <- max(b2 nu, |g| + eps)
-    m_hat = tree.bias_correction(tree.cast_like(mu, g), hp.b1, t)  # m^ = m / (1 - b1^t), in g's dtype
+    m_hat = tree.bias_correction(tree.compute_like(mu, g), hp.b1, t)  # m^ = m / (1 - b1^t), as in Adam
     u = tree.div(m_hat, nu)  # u = m^ / nu
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
