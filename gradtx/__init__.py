@@ -13,9 +13,11 @@ from gradtx.base import (
     ScalarOrSchedule,
     Schedule,
     Updates,
+    abstract_state,
     apply_updates,
     identity,
     incremental_update,
+    state_shardings,
     stateless,
     stateless_with_tree_map,
 )
@@ -82,7 +84,7 @@ __all__ = [
     # protocol and composition
     "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
     "ScalarOrSchedule", "identity", "stateless", "stateless_with_tree_map", "chain", "named_chain",
-    "apply_updates", "incremental_update", "tree", "schedules",
+    "apply_updates", "incremental_update", "tree", "schedules", "abstract_state", "state_shardings",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",

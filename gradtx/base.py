@@ -277,7 +277,8 @@ def check_matching_trees(builder: str, updates: Updates, g: Updates, state: OptS
         ]
     for what, grads, other, hint in checks:
         is_params = what == "params"
-        if jax.tree.structure(grads) == jax.tree.structure(other) and (
+        structure: Any = jax.tree.structure(grads)
+        if structure == jax.tree.structure(other) and (
             not is_params or all(_same_leaf(x, y) for x, y in zip(*map(jax.tree.leaves, (grads, other)), strict=True))
         ):
             continue
@@ -493,3 +494,56 @@ def apply_updates(params: Params, updates: Updates) -> Params:
 def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Scalar) -> Params:
     """step_size * new + (1 - step_size) * old: a Polyak/EMA average of parameters (for targets)."""
     return tree.ema(old_tensors, new_tensors, 1 - step_size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints and sharding
+
+
+def _mesh_of(tree_: Any) -> Any:
+    for leaf in jax.tree.leaves(tree_):
+        mesh = getattr(getattr(leaf, "sharding", leaf), "mesh", None)
+        if isinstance(mesh, jax.sharding.Mesh):
+            return mesh
+    return None
+
+
+def _as_abstract(leaf: Any, mesh: Any) -> Any:
+    """A leaf of params, or a Sharding, as a ShapeDtypeStruct that keeps its sharding."""
+    if isinstance(leaf, jax.sharding.NamedSharding):
+        # Only a sharding is known: a float32 stand-in whose dimensions each mesh axis divides.
+        dims = [
+            math.prod(mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)) if a) for axes in leaf.spec
+        ]
+        return jax.ShapeDtypeStruct(tuple(dims), jnp.float32, sharding=leaf)
+    return jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf), sharding=getattr(leaf, "sharding", None))
+
+
+def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
+    """The state `tx.init(params)` would build, as ShapeDtypeStructs with shardings: a restore target.
+
+    Leaves that mirror a parameter carry its sharding; scalars (step counts) are replicated over the
+    params' mesh. Nothing is allocated. Use it as orbax's restore target or as jit's out_shardings.
+    """
+    mesh = _mesh_of(params)
+    abstract = jax.eval_shape(tx.init, jax.tree.map(lambda x: _as_abstract(x, mesh), params))
+
+    def concrete(x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
+        sharding = getattr(x, "sharding", None)
+        if mesh is not None:
+            spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else jax.sharding.PartitionSpec()
+            sharding = jax.sharding.NamedSharding(mesh, spec)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return jax.tree.map(concrete, abstract)
+
+
+def state_shardings(tx: GradientTransformation, param_shardings: Any) -> Any:
+    """The shardings of `tx.init(params)` for params with `param_shardings` (a tree of NamedShardings).
+
+    Moments and traces take their parameter's sharding; step counts are replicated. Pass it as the
+    state's in/out_shardings of a jitted step, or to `jax.device_put`.
+    """
+    if _mesh_of(param_shardings) is None:
+        raise TypeError("state_shardings: param_shardings must hold NamedShardings over a jax.sharding.Mesh")
+    return jax.tree.map(lambda x: x.sharding, abstract_state(tx, param_shardings))

@@ -178,7 +178,8 @@ SCHEDULES: tuple[Case, ...] = (
 NOT_BUILDERS = frozenset(
     {
         "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
-        "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules",
+        "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules", "abstract_state",
+        "state_shardings",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

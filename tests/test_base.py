@@ -181,3 +181,15 @@ def test_mismatched_trees_name_the_transformation_and_the_key_path(grads, params
         jax.jit(tx.update)(grads, tx.init(PARAMS), params)
     assert message in str(info.value)
     assert "  gradients: PyTreeDef(" in str(info.value)  # both structures are shown
+
+
+def test_abstract_state_is_the_shape_of_init_without_allocating():
+    tx = gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.adam(1e-3))
+    params = {"w": jnp.ones((3, 2), jnp.bfloat16), "steps": jnp.arange(2, dtype=jnp.int32)}
+    abstract = gradtx.abstract_state(tx, params)
+    concrete = tx.init(params)
+    assert jax.tree.structure(abstract) == jax.tree.structure(concrete)
+    for a, c in zip(jax.tree.leaves(abstract), jax.tree.leaves(concrete), strict=True):
+        assert isinstance(a, jax.ShapeDtypeStruct) and (a.shape, a.dtype) == (c.shape, c.dtype)
+    with pytest.raises(TypeError, match="state_shardings: param_shardings must hold NamedShardings"):
+        gradtx.state_shardings(tx, {"w": None})
