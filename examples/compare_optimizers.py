@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 import gradtx
 
@@ -158,9 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     rows, curves = [], {}
-    for name, lr, build in OPTIMIZERS:
+    for name, lr, build in tqdm(OPTIMIZERS, desc="training", unit="optimizer", leave=False):
         tx = build(lr)
-        print(f"{name:>9} = {tx!r}")
+        tqdm.write(f"{name:>9} = {tx!r}")
         compiled = train.lower(tx, params, x_train, y_train, batches).compile()
         seconds = []
         for _ in range(3):  # best of three runs of the compiled program
