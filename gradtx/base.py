@@ -200,13 +200,32 @@ class Bound:
         return repr(self.hp)
 
 
+def _mesh_of(tree_: Any) -> Any:
+    for leaf in jax.tree.leaves(tree_):
+        mesh = getattr(getattr(leaf, "sharding", leaf), "mesh", None)
+        if isinstance(mesh, jax.sharding.Mesh):
+            return mesh
+    return None
+
+
 class InitFn(Bound):
     """An init: `fn(hp, params)` sees only float leaves, so integer and boolean leaves get no state."""
 
     __slots__ = ()
 
     def __call__(self, params: Params, **extra_args: Any) -> OptState:
-        return self.fn(self.hp, tree.trainable(params))
+        state = self.fn(self.hp, tree.trainable(params))
+        mesh = _mesh_of(params)
+        if mesh is None:
+            return state
+        # Step counts start replicated on the params' mesh, where a jitted step leaves them, so the
+        # second step finds the same input shardings as the first and does not compile again.
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        return jax.tree.map(lambda x: jax.device_put(x, replicated) if _is_unplaced_scalar(x, mesh) else x, state)
+
+
+def _is_unplaced_scalar(x: Any, mesh: Any) -> bool:
+    return isinstance(x, jax.Array) and not _is_tracer(x) and x.ndim == 0 and getattr(x.sharding, "mesh", None) != mesh
 
 
 class UpdateFn(Bound):
@@ -500,23 +519,23 @@ def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Scal
 # Checkpoints and sharding
 
 
-def _mesh_of(tree_: Any) -> Any:
-    for leaf in jax.tree.leaves(tree_):
-        mesh = getattr(getattr(leaf, "sharding", leaf), "mesh", None)
-        if isinstance(mesh, jax.sharding.Mesh):
-            return mesh
-    return None
+def _as_abstract(leaf: Any, explicit: Any) -> Any:
+    """A param (array or ShapeDtypeStruct) or a NamedSharding, as a ShapeDtypeStruct on `explicit`.
 
-
-def _as_abstract(leaf: Any, mesh: Any) -> Any:
-    """A leaf of params, or a Sharding, as a ShapeDtypeStruct that keeps its sharding."""
+    `explicit` is the params' mesh with Explicit axes: jax.eval_shape carries shardings through init
+    only on those. A bare sharding stands for a float32 param whose dimensions each mesh axis divides.
+    """
     if isinstance(leaf, jax.sharding.NamedSharding):
-        # Only a sharding is known: a float32 stand-in whose dimensions each mesh axis divides.
-        dims = [
-            math.prod(mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)) if a) for axes in leaf.spec
-        ]
-        return jax.ShapeDtypeStruct(tuple(dims), jnp.float32, sharding=leaf)
-    return jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf), sharding=getattr(leaf, "sharding", None))
+        sizes = explicit.shape
+        dims = [math.prod(sizes[a] for a in (ax if isinstance(ax, tuple) else (ax,)) if a) for ax in leaf.spec]
+        shape, dtype, spec = tuple(dims), jnp.float32, leaf.spec
+    else:
+        shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
+        sharding = getattr(leaf, "sharding", None)
+        spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else None
+    if explicit is None or spec is None:
+        return jax.ShapeDtypeStruct(shape, dtype)
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=jax.sharding.NamedSharding(explicit, spec))
 
 
 def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
@@ -526,7 +545,11 @@ def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
     params' mesh. Nothing is allocated. Use it as orbax's restore target or as jit's out_shardings.
     """
     mesh = _mesh_of(params)
-    abstract = jax.eval_shape(tx.init, jax.tree.map(lambda x: _as_abstract(x, mesh), params))
+    explicit = None
+    if mesh is not None:
+        axis_types = (jax.sharding.AxisType.Explicit,) * len(mesh.axis_names)
+        explicit = jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=axis_types)
+    abstract = jax.eval_shape(tx.init, jax.tree.map(lambda x: _as_abstract(x, explicit), params))
 
     def concrete(x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
         sharding = getattr(x, "sharding", None)
@@ -539,10 +562,13 @@ def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
 
 
 def state_shardings(tx: GradientTransformation, param_shardings: Any) -> Any:
-    """The shardings of `tx.init(params)` for params with `param_shardings` (a tree of NamedShardings).
+    """The shardings of `tx.init(params)` for params with `param_shardings`.
 
-    Moments and traces take their parameter's sharding; step counts are replicated. Pass it as the
-    state's in/out_shardings of a jitted step, or to `jax.device_put`.
+    `param_shardings` is a tree of NamedShardings, or the params themselves (arrays or
+    ShapeDtypeStructs with shardings). A bare sharding says nothing of its param's dtype and is taken
+    to be a float param's: where some params are integers (they hold no state), pass the params.
+    Moments and traces take their parameter's sharding; step counts are replicated. Pass the result
+    as the state's in/out_shardings of a jitted step, or to `jax.device_put`.
     """
     if _mesh_of(param_shardings) is None:
         raise TypeError("state_shardings: param_shardings must hold NamedShardings over a jax.sharding.Mesh")
