@@ -525,6 +525,7 @@ def _as_abstract(leaf: Any, explicit: Any) -> Any:
     `explicit` is the params' mesh with Explicit axes: jax.eval_shape carries shardings through init
     only on those. A bare sharding stands for a float32 param whose dimensions each mesh axis divides.
     """
+    spec: Any
     if isinstance(leaf, jax.sharding.NamedSharding):
         sizes = explicit.shape
         dims = [math.prod(sizes[a] for a in (ax if isinstance(ax, tuple) else (ax,)) if a) for ax in leaf.spec]

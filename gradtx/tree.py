@@ -192,12 +192,23 @@ def bias_correction(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
 
 
 def _abs_sq(x: jax.Array) -> jax.Array:
+    x = _up(x)  # a bfloat16 square keeps 8 bits, a float16 one overflows above 256
     return x.real * x.real + x.imag * x.imag if jnp.iscomplexobj(x) else x * x
 
 
 def abs_sq(tree: PyTree) -> PyTree:
-    """|x|^2, leaf by leaf: real for complex leaves (x * conj(x))."""
+    """|x|^2, leaf by leaf, in the compute dtype: real for complex leaves, at least float32."""
     return jax.tree.map(_abs_sq, tree)
+
+
+def _sqrt0(y: jax.Array) -> jax.Array:
+    """sqrt(y) whose derivative at y = 0 is 0 rather than inf (inf * 0 = NaN in jax.grad through update).
+
+    The values are sqrt's; only the derivative at 0 changes, to the limit the whole update has there:
+    for u = g / (sqrt(v) + eps) with v ~ g^2, du/dg at g = 0 is 1 / eps.
+    """
+    positive = y > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, y, jnp.ones_like(y))), jnp.zeros_like(y))
 
 
 def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTree:
@@ -211,7 +222,7 @@ def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTre
     def f(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
         y32 = y.astype(real_dtype(x32.dtype))
-        denominator = jnp.sqrt(y32 + _scalar(eps_root, y32)) + _scalar(eps, y32)
+        denominator = _sqrt0(y32 + _scalar(eps_root, y32)) + _scalar(eps, y32)
         return (x32 / denominator.astype(x32.dtype)).astype(x.dtype)  # real denominator, complex x too
 
     return jax.tree.map(f, a, b)
