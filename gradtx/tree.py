@@ -244,11 +244,6 @@ def update_infinity_moment(updates: PyTree, moments: PyTree, decay: Any, eps: An
     return jax.tree.map(f, updates, moments)
 
 
-def absolute(tree: PyTree) -> PyTree:
-    """|x|, leaf by leaf: real for complex leaves (the modulus)."""
-    return jax.tree.map(jnp.abs, tree)
-
-
 def sqrt(tree: PyTree, eps_root: Any = 0.0) -> PyTree:
     """sqrt(x + eps_root), leaf by leaf, for real leaves (the RMS of a second moment)."""
     return jax.tree.map(lambda x: jnp.sqrt(_up(x) + _scalar(eps_root, _up(x))).astype(x.dtype), tree)
