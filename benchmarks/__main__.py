@@ -34,6 +34,7 @@ from benchmarks import report
 from benchmarks.cases import ALGORITHMS, FULL_SHAPES, QUICK_SHAPES, Algorithm, Shape, cases
 from benchmarks.measure import FULL, QUICK, Config, run_case
 from benchmarks.runners import (
+    EAGER_IMPLS,
     FLOOR_IMPLS,
     OPTIMIZER_IMPLS,
     UNDONATED_IMPLS,
@@ -42,7 +43,7 @@ from benchmarks.runners import (
     optimizer_runners,
 )
 
-ALL_IMPLS = OPTIMIZER_IMPLS + UNDONATED_IMPLS + FLOOR_IMPLS
+ALL_IMPLS = OPTIMIZER_IMPLS + UNDONATED_IMPLS + EAGER_IMPLS + FLOOR_IMPLS
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 METHOD = {
@@ -59,7 +60,11 @@ METHOD = {
     "(12 bytes an element), a NumPy copy (8 bytes an element) and a torch in-place triad, each on one "
     "float32 array with as many elements as the case has params",
     "ratio_to_floor": "median_s / (moved_bytes / floor bandwidth): 1 means the step runs at the floor",
-    "ratio_to_optax": "median_s / optax's (donated) median_s in the same case",
+    "ratio_to_optax": "median_s / optax's (donated, jitted) median_s in the same case; for the 'eager' rows "
+    "(no jax.jit, as a notebook loop runs it) / optax eager's median_s",
+    "packed": "'gradtx packed': params and grads packed by gradtx.pack (one contiguous buffer per dtype), so "
+    "the optimizer state is one buffer per moment; the same jitted, donated step",
+    "first_step_s": "for the 'eager' rows, the first step's wall time: gradtx compiles its update then, optax does not",
     "state_bytes_per_param": "bytes of all optimizer-state leaves / number of params",
     "compile_s": "wall time of jax.jit(step).lower(...) plus .compile(); lower_s is the lowering (tracing) part",
     "peak_rss_extra_bytes": "growth of the process's resident set during one round above its level just before "

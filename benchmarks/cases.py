@@ -45,7 +45,8 @@ class Shape:
 
     JAX sees a flat dict (leaves in sorted key order), torch a list of tensors in insertion order.
     `state_dtype=None` keeps each library's default (the params' dtype for first moments).
-    `undonated=True` also times the JAX step without buffer donation on this shape (for Adam).
+    `undonated=True` also times the JAX step without buffer donation on this shape (for Adam);
+    `eager=True` also times it without jit (for Adam), as a notebook's loop runs it.
     """
 
     name: str
@@ -53,6 +54,7 @@ class Shape:
     dtype: str = "float32"
     state_dtype: str | None = None
     undonated: bool = False
+    eager: bool = False
 
     @property
     def n_params(self) -> int:
@@ -80,8 +82,8 @@ def one_leaf(n: int, dtype: str = "float32", **kwargs: Any) -> Shape:
     return Shape(f"leaf-{size}{suffix}", {"w": (n,)}, dtype, **kwargs)
 
 
-def many_leaves(count: int, side: int) -> Shape:
-    return Shape(f"{count}x{side}x{side}", {f"w{i:04d}": (side, side) for i in range(count)})
+def many_leaves(count: int, side: int, **kwargs: Any) -> Shape:
+    return Shape(f"{count}x{side}x{side}", {f"w{i:04d}": (side, side) for i in range(count)}, **kwargs)
 
 
 def vit(name: str, depth: int, width: int, mlp: int, patch: int, image: int, classes: int) -> Shape:
@@ -118,7 +120,7 @@ FULL_SHAPES = (
     one_leaf(10_000_000, undonated=True),
     one_leaf(50_000_000),
     vit("vit-b16", depth=12, width=768, mlp=3072, patch=16, image=224, classes=1000),
-    many_leaves(1000, 64),
+    many_leaves(1000, 64, eager=True),
     one_leaf(10_000_000, "bfloat16", state_dtype="float32"),
 )
 
@@ -126,7 +128,7 @@ QUICK_SHAPES = (
     one_leaf(10_000),
     one_leaf(100_000, undonated=True),
     vit("vit-tiny", depth=2, width=32, mlp=128, patch=4, image=16, classes=10),
-    many_leaves(50, 8),
+    many_leaves(50, 8, eager=True),
     one_leaf(100_000, "bfloat16", state_dtype="float32"),
 )
 

@@ -11,10 +11,11 @@ Every runner has the same small interface, which `measure.py` drives:
                          state bytes, compile time, XLA's memory plan ...
     runner.close()       drop the buffers
 
-The JAX step is `(params, state, grads) -> (params, state)` under `jax.jit`, with params and state
-donated (their buffers are reused for the outputs, as in a training loop that donates them), lowered
-and compiled once, outside the timed rounds. torch.optim steps with `.grad` set once: the grads stay
-the same tensors from step to step, as JAX's grads argument does.
+The JAX step is `(params, state, grads) -> (params, state)` under `jax.jit` (`gradtx packed`: params
+and grads packed by `gradtx.pack`, one buffer per dtype), with params and state donated (their
+buffers are reused for the outputs, as in a training loop that donates them), lowered and compiled
+once, outside the timed rounds. torch.optim steps with `.grad` set once: the grads stay the same
+tensors from step to step, as JAX's grads argument does.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 
 from benchmarks.cases import GRAD_VALUE, PARAM_VALUE, Algorithm, Shape, moved_bytes
 
-OPTIMIZER_IMPLS = ("gradtx", "optax", "torch foreach", "torch fused")
+OPTIMIZER_IMPLS = ("gradtx", "gradtx packed", "optax", "torch foreach", "torch fused")
 UNDONATED_IMPLS = ("gradtx undonated", "optax undonated")
+EAGER_IMPLS = ("gradtx eager", "optax eager")
 FLOOR_IMPLS = ("jax triad", "numpy copy", "torch triad")
 TRIAD_SCALE = 1e-3  # s in a <- a + s b
 
@@ -52,7 +54,14 @@ class JaxStep:
     kind = "optimizer"
 
     def __init__(
-        self, impl: str, tx: Any, apply_updates: Callable, shape: Shape, grad_passes: int, donate: bool = True
+        self,
+        impl: str,
+        tx: Any,
+        apply_updates: Callable,
+        shape: Shape,
+        grad_passes: int,
+        donate: bool = True,
+        packed: bool = False,
     ) -> None:
         import jax
 
@@ -60,6 +69,10 @@ class JaxStep:
         self.on_host = jax.default_backend() == "cpu"
         self.params = shape.jax_tree(PARAM_VALUE)
         self.grads = shape.jax_tree(GRAD_VALUE)
+        if packed:  # one buffer per dtype; the grads of a loss of packed params come packed too
+            import gradtx
+
+            self.params, self.grads = gradtx.pack(self.params), gradtx.pack(self.grads)
         self.state = tx.init(self.params)
 
         def step(params, state, grads):
@@ -112,6 +125,54 @@ def _xla_memory(compiled: Any) -> dict[str, int | None]:
         return {"xla_temp_bytes": None, "xla_new_output_bytes": None}
 
 
+class EagerStep:
+    """The same step without jax.jit, as a notebook's loop runs it: `update` then `apply_updates`.
+
+    gradtx compiles an update called outside jit (once per transformation and tree structure); optax
+    runs it op by op. `first_step_s` is the first step's time: gradtx's compilation is in it.
+    """
+
+    kind = "optimizer"
+
+    def __init__(self, impl: str, tx: Any, apply_updates: Callable, shape: Shape, grad_passes: int) -> None:
+        import jax
+
+        self.impl, self.grad_passes, self.tx, self.apply_updates = impl, grad_passes, tx, apply_updates
+        self.on_host = jax.default_backend() == "cpu"
+        self.params = shape.jax_tree(PARAM_VALUE)
+        self.grads = shape.jax_tree(GRAD_VALUE)
+        self.state = tx.init(self.params)
+        start = time.perf_counter()
+        self.run(1)
+        self.first_step_s = time.perf_counter() - start
+
+    def run(self, steps: int) -> None:
+        import jax
+
+        params, state = self.params, self.state
+        for _ in range(steps):
+            updates, state = self.tx.update(self.grads, state, params)
+            params = self.apply_updates(params, updates)
+        self.params, self.state = jax.block_until_ready((params, state))
+
+    def info(self) -> dict[str, Any]:
+        import jax
+
+        def nbytes(tree: Any, arrays_only: bool = False) -> int:
+            return sum(x.nbytes for x in jax.tree.leaves(tree) if not arrays_only or x.ndim > 0)
+
+        moved = moved_bytes(nbytes(self.params), nbytes(self.grads), nbytes(self.state, True), self.grad_passes)
+        return {
+            "donated": False,
+            "first_step_s": self.first_step_s,
+            "state_bytes": nbytes(self.state),
+            "moved_bytes": moved,
+        }
+
+    def close(self) -> None:
+        del self.params, self.state, self.grads, self.tx
+
+
 class TorchStep:
     """torch.optim with `foreach=True` or `fused=True`, stepping params whose `.grad` is set."""
 
@@ -154,12 +215,20 @@ def optimizer_runners(
 ) -> dict[str, Callable[[], Any]]:
     """impl -> a function that builds its runner (compiles, allocates), for the impls this case has."""
 
-    def jax_step(library: str, donate: bool) -> Callable[[], JaxStep]:
+    def jax_step(library: str, donate: bool, packed: bool = False) -> Callable[[], JaxStep]:
         def build() -> JaxStep:
             module = _require(library)
             tx = getattr(algorithm, library)(shape.state_dtype)
-            impl = library if donate else f"{library} undonated"
-            return JaxStep(impl, tx, module.apply_updates, shape, algorithm.grad_passes, donate)
+            impl = library + ("" if donate else " undonated") + (" packed" if packed else "")
+            return JaxStep(impl, tx, module.apply_updates, shape, algorithm.grad_passes, donate, packed)
+
+        return build
+
+    def eager_step(library: str) -> Callable[[], EagerStep]:
+        def build() -> EagerStep:
+            module = _require(library)
+            tx = getattr(algorithm, library)(shape.state_dtype)
+            return EagerStep(f"{library} eager", tx, module.apply_updates, shape, algorithm.grad_passes)
 
         return build
 
@@ -172,8 +241,12 @@ def optimizer_runners(
         "torch foreach": torch_step("foreach"),
         "torch fused": torch_step("fused"),
     }
+    if shape.n_leaves > 1:  # packing one leaf changes nothing
+        builders["gradtx packed"] = jax_step("gradtx", donate=True, packed=True)
     if shape.undonated and algorithm.name == "adam":
         builders |= {"gradtx undonated": jax_step("gradtx", False), "optax undonated": jax_step("optax", False)}
+    if shape.eager and algorithm.name == "adam":
+        builders |= {"gradtx eager": eager_step("gradtx"), "optax eager": eager_step("optax")}
     return {impl: build for impl, build in builders.items() if impl in impls}
 
 

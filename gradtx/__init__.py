@@ -21,8 +21,42 @@ from gradtx.base import (
     stateless,
     stateless_with_tree_map,
 )
-from gradtx.combine import chain, named_chain
-from gradtx.optimizers import adadelta, adagrad, adam, adamax, adamw, amsgrad, nadam, rmsprop, sgd
+from gradtx.combine import (
+    MaskedNode,
+    MaskedState,
+    MultiTransformState,
+    PartitionState,
+    chain,
+    masked,
+    multi_transform,
+    named_chain,
+    partition,
+    set_to_zero,
+)
+from gradtx.optimizers import (
+    adabelief,
+    adadelta,
+    adafactor,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    amsgrad,
+    lamb,
+    lars,
+    lion,
+    nadam,
+    noisy_sgd,
+    novograd,
+    radam,
+    rmsprop,
+    rprop,
+    sgd,
+    sign_sgd,
+    signum,
+    yogi,
+)
+from gradtx.packing import Packed, pack, unpack
 from gradtx.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -41,6 +75,15 @@ from gradtx.schedules import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
 )
+from gradtx.step import make_step
+from gradtx.transforms.adam_variants import (
+    ScaleByBeliefState,
+    ScaleByNovogradState,
+    scale_by_belief,
+    scale_by_novograd,
+    scale_by_radam,
+    scale_by_yogi,
+)
 from gradtx.transforms.adaptive import (
     ScaleByAdaDeltaState,
     ScaleByAdamState,
@@ -57,6 +100,14 @@ from gradtx.transforms.adaptive import (
     scale_by_stddev,
 )
 from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.layerwise import (
+    FactoredState,
+    clip_by_block_rms,
+    scale_by_factored_rms,
+    scale_by_param_block_norm,
+    scale_by_param_block_rms,
+    scale_by_trust_ratio,
+)
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -69,6 +120,7 @@ from gradtx.transforms.momentum import (
     scale_by_momentum,
     trace,
 )
+from gradtx.transforms.noise import AddNoiseState, add_noise
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
 from gradtx.transforms.scaling import (
     ScaleByScheduleState,
@@ -76,6 +128,20 @@ from gradtx.transforms.scaling import (
     scale_by_learning_rate,
     scale_by_schedule,
     scale_by_sign,
+)
+from gradtx.transforms.sign import ScaleByLionState, ScaleByRpropState, scale_by_lion, scale_by_rprop
+from gradtx.wrappers import (
+    ApplyIfFiniteState,
+    InjectHyperparamsState,
+    LookaheadParams,
+    LookaheadState,
+    MultiSteps,
+    MultiStepsState,
+    apply_if_finite,
+    inject_hyperparams,
+    lookahead,
+    skip_large_updates,
+    skip_not_finite,
 )
 
 __version__ = "0.1.0"
@@ -85,17 +151,33 @@ __all__ = [
     "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
     "ScalarOrSchedule", "identity", "stateless", "stateless_with_tree_map", "chain", "named_chain",
     "apply_updates", "incremental_update", "tree", "schedules", "abstract_state", "state_shardings",
+    # fast paths
+    "make_step", "pack", "unpack", "Packed",
+    "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",
+    # wrappers
+    "apply_if_finite", "MultiSteps", "skip_not_finite", "skip_large_updates", "inject_hyperparams",
+    "lookahead", "LookaheadParams",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",
     "scale_by_rms", "scale_by_stddev", "scale_by_rss", "scale_by_adadelta", "scale_by_adam",
     "scale_by_amsgrad", "scale_by_adamax", "clip", "clip_by_global_norm", "add_decayed_weights",
+    "scale_by_trust_ratio", "scale_by_param_block_norm", "scale_by_param_block_rms", "clip_by_block_rms",
+    "scale_by_factored_rms",
+    "scale_by_lion", "scale_by_rprop", "scale_by_radam", "scale_by_belief", "scale_by_yogi", "scale_by_novograd",
+    "add_noise",
     # state
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
     "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState", "AddDecayedWeightsState",
+    "FactoredState",
+    "ScaleByLionState", "ScaleByRpropState", "ScaleByBeliefState", "ScaleByNovogradState", "AddNoiseState",
+    "MaskedState", "PartitionState", "MultiTransformState", "ApplyIfFiniteState", "MultiStepsState",
+    "InjectHyperparamsState", "LookaheadState",
     # optimizers
     "sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "amsgrad",
+    "lamb", "lars", "adafactor",
+    "lion", "radam", "adabelief", "yogi", "novograd", "noisy_sgd", "sign_sgd", "signum", "rprop",
     # schedules
     "constant_schedule", "linear_schedule", "polynomial_schedule", "exponential_decay",
     "inverse_time_decay", "piecewise_constant_schedule", "piecewise_interpolate_schedule",

@@ -36,12 +36,25 @@ def real_dtype(dtype: Any) -> np.dtype:
     return np.dtype(jnp.finfo(dtype).dtype) if jnp.issubdtype(dtype, jnp.complexfloating) else np.dtype(dtype)
 
 
+def _as(x: Any, dtype: Any) -> Any:
+    """x in `dtype`, without a conversion op when it already is (fewer ops to trace and compile per leaf)."""
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
 def _up(x: jax.Array) -> jax.Array:
-    return x.astype(compute_dtype(x.dtype))
+    return _as(x, compute_dtype(x.dtype))
 
 
-def _scalar(s: Any, like: jax.Array) -> jax.Array:
-    return jnp.asarray(s).astype(like.dtype)
+def _scalar(s: Any, like: jax.Array) -> Any:
+    # A Python number is weakly typed: it takes like's dtype in the arithmetic, with no op of its own.
+    if isinstance(s, int | float) and not isinstance(s, bool):
+        return s
+    return _as(jnp.asarray(s), like.dtype)
+
+
+def _is_zero(s: Any) -> bool:
+    """True for a Python 0 (an eps that is off): adding it is skipped, so no op is traced per leaf."""
+    return isinstance(s, int | float) and not isinstance(s, bool) and s == 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -89,7 +102,32 @@ def second_moment_like(tree: PyTree, value: Any = 0.0) -> PyTree:
     bfloat16 second moment would never decay. gradtx therefore stores second moments of bfloat16
     and float16 params in float32 (optax keeps the params' dtype), and complex params get real ones.
     """
-    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=real_dtype(compute_dtype(x.dtype))), tree)
+    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=real_dtype(compute_dtype(jnp.result_type(x)))), tree)
+
+
+def _first_moment_dtype(dtype: Any, accumulator_dtype: Any) -> np.dtype:
+    if accumulator_dtype is None:
+        return np.dtype(dtype)
+    accumulator = np.dtype(accumulator_dtype)
+    if not jnp.issubdtype(dtype, jnp.complexfloating):
+        return real_dtype(accumulator)
+    if jnp.issubdtype(accumulator, jnp.complexfloating):
+        return accumulator
+    return np.dtype(np.complex128 if jnp.finfo(accumulator).bits > 32 else np.complex64)
+
+
+def first_moment_like(tree: PyTree, accumulator_dtype: Any = None, value: Any = 0.0) -> PyTree:
+    """`value` with each leaf's shape (and sharding), in the dtype of a first moment (a mean of gradients).
+
+    `accumulator_dtype` sets its precision (None: the leaf's own dtype); the leaf sets whether it
+    is real or complex, since the mean of complex gradients is complex. So a complex64 leaf with
+    accumulator_dtype=float32 (or bfloat16, float16: there is no narrower complex dtype) gets a
+    complex64 moment, with float64 a complex128 one, and a real leaf with a complex
+    accumulator_dtype a real moment of that precision (complex64 -> float32).
+    """
+    return jax.tree.map(
+        lambda x: jnp.full_like(x, value, dtype=_first_moment_dtype(jnp.result_type(x), accumulator_dtype)), tree
+    )
 
 
 def cast(tree: PyTree, dtype: Any) -> PyTree:
@@ -117,22 +155,22 @@ def compute_like(tree: PyTree, like: PyTree) -> PyTree:
 
 def add(a: PyTree, b: PyTree) -> PyTree:
     """a + b."""
-    return jax.tree.map(lambda x, y: (_up(x) + y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+    return jax.tree.map(lambda x, y: _as(_up(x) + _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
 
 
 def sub(a: PyTree, b: PyTree) -> PyTree:
     """a - b."""
-    return jax.tree.map(lambda x, y: (_up(x) - y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+    return jax.tree.map(lambda x, y: _as(_up(x) - _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
 
 
 def mul(a: PyTree, b: PyTree) -> PyTree:
     """a * b, leaf by leaf."""
-    return jax.tree.map(lambda x, y: (_up(x) * y.astype(compute_dtype(x.dtype))).astype(x.dtype), a, b)
+    return jax.tree.map(lambda x, y: _as(_up(x) * _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
 
 
 def scale(s: Any, tree: PyTree) -> PyTree:
     """s * tree for a scalar s (a number, a 0-d array or a tracer); optax.tree.scale's order."""
-    return jax.tree.map(lambda x: (_scalar(s, _up(x)) * _up(x)).astype(x.dtype), tree)
+    return jax.tree.map(lambda x: _as(_scalar(s, _up(x)) * _up(x), x.dtype), tree)
 
 
 def add_scale(a: PyTree, s: Any, b: PyTree) -> PyTree:
@@ -140,7 +178,7 @@ def add_scale(a: PyTree, s: Any, b: PyTree) -> PyTree:
 
     def axpy(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
-        return (x32 + _scalar(s, x32) * y.astype(x32.dtype)).astype(x.dtype)
+        return _as(x32 + _scalar(s, x32) * _as(y, x32.dtype), x.dtype)
 
     return jax.tree.map(axpy, a, b)
 
@@ -150,7 +188,7 @@ def lerp(a: PyTree, b: PyTree, s: Any, t: Any) -> PyTree:
 
     def f(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
-        return (_scalar(s, x32) * x32 + _scalar(t, x32) * y.astype(x32.dtype)).astype(x.dtype)
+        return _as(_scalar(s, x32) * x32 + _scalar(t, x32) * _as(y, x32.dtype), x.dtype)
 
     return jax.tree.map(f, a, b)
 
@@ -162,12 +200,13 @@ def ema(avg: PyTree, new: PyTree, decay: Any) -> PyTree:
         a32 = _up(a)
         # 1 - decay is formed before the cast: float32(1 - 0.999) is exact to 7 digits where
         # 1 - float32(0.999) is off by 5e-5 relative.
-        return (_scalar(decay, a32) * a32 + _scalar(1 - decay, a32) * x.astype(a32.dtype)).astype(a.dtype)
+        return _as(_scalar(decay, a32) * a32 + _scalar(1 - decay, a32) * _as(x, a32.dtype), a.dtype)
 
     return jax.tree.map(f, avg, new)
 
 
-def _one_minus_pow(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
+def one_minus_pow(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
+    """1 - decay^count as a scalar of `dtype`: the bias of an EMA started at zero, after `count` steps."""
     # 1 - decay^t as -expm1(t log(decay)), with log(decay) taken in double precision when decay is a
     # number: 1 - float32(0.999)^t is off by 1.3e-5 relative at t = 1, this by one float32 rounding.
     if isinstance(decay, float | int) and decay > 0:
@@ -183,10 +222,14 @@ def bias_correction(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
     `count` is the number of EMA steps taken (>= 1 after the first update).
     """
 
+    corrections: dict[np.dtype, jax.Array] = {}  # one scalar per dtype, not one per leaf
+
     def f(m: jax.Array) -> jax.Array:
         m32 = _up(m)
-        correction = _one_minus_pow(decay, count, real_dtype(m32.dtype))
-        return (m32 / correction.astype(m32.dtype)).astype(m.dtype)  # complex m too
+        dtype = real_dtype(m32.dtype)
+        if dtype not in corrections:
+            corrections[dtype] = one_minus_pow(decay, count, dtype)
+        return _as(m32 / _as(corrections[dtype], m32.dtype), m.dtype)  # complex m too
 
     return jax.tree.map(f, moment)
 
@@ -201,14 +244,27 @@ def abs_sq(tree: PyTree) -> PyTree:
     return jax.tree.map(_abs_sq, tree)
 
 
-def _sqrt0(y: jax.Array) -> jax.Array:
-    """sqrt(y) whose derivative at y = 0 is 0 rather than inf (inf * 0 = NaN in jax.grad through update).
+@jax.custom_jvp
+def _sqrt0(ys: list[jax.Array]) -> list[jax.Array]:
+    """sqrt(max(y, 0)) of each array, whose derivative at y <= 0 is 0 rather than inf (inf * 0 = NaN in jax.grad).
 
-    The values are sqrt's; only the derivative at 0 changes, to the limit the whole update has there:
-    for u = g / (sqrt(v) + eps) with v ~ g^2, du/dg at g = 0 is 1 / eps.
+    Only the derivative at 0 differs from sqrt's, set to the limit the whole update has there: for
+    u = g / (sqrt(v) + eps) with v ~ g^2, du/dg at g = 0 is 1 / eps. One op a leaf in the compiled
+    step, and one custom_jvp for the whole tree (tracing one per leaf would cost more than the rest).
     """
-    positive = y > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, y, jnp.ones_like(y))), jnp.zeros_like(y))
+    return [jnp.sqrt(jnp.maximum(y, jnp.zeros([], y.dtype))) for y in ys]
+
+
+@_sqrt0.defjvp
+def _sqrt0_jvp(primals: tuple, tangents: tuple) -> tuple:
+    (ys,), (dys,) = primals, tangents
+    roots = _sqrt0(ys)
+    droots = []
+    for y, dy, root in zip(ys, dys, roots, strict=True):
+        positive = y > 0
+        safe_root = jnp.where(positive, root, jnp.ones_like(root))
+        droots.append(jnp.where(positive, dy / (2 * safe_root), jnp.zeros_like(dy)))
+    return roots, droots
 
 
 def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTree:
@@ -219,18 +275,22 @@ def div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTre
     Alg. 8.5) is `div_sqrt(a, b, eps_root=eps)`.
     """
 
-    def f(x: jax.Array, y: jax.Array) -> jax.Array:
-        x32 = _up(x)
-        y32 = y.astype(real_dtype(x32.dtype))
-        denominator = _sqrt0(y32 + _scalar(eps_root, y32)) + _scalar(eps, y32)
-        return (x32 / denominator.astype(x32.dtype)).astype(x.dtype)  # real denominator, complex x too
+    xs, treedef = jax.tree.flatten(a)
+    treedef_: Any = treedef  # PyTreeDef's stubs lack flatten_up_to
+    ys = [_as(y, real_dtype(compute_dtype(x.dtype))) for x, y in zip(xs, treedef_.flatten_up_to(b), strict=True)]
+    roots = _sqrt0([y if _is_zero(eps_root) else y + _scalar(eps_root, y) for y in ys])
 
-    return jax.tree.map(f, a, b)
+    def f(x: jax.Array, root: jax.Array) -> jax.Array:
+        x32 = _up(x)
+        denominator = root if _is_zero(eps) else root + _scalar(eps, root)
+        return _as(x32 / _as(denominator, x32.dtype), x.dtype)  # real denominator, complex x too
+
+    return treedef_.unflatten([f(x, root) for x, root in zip(xs, roots, strict=True)])
 
 
 def maximum(a: PyTree, b: PyTree) -> PyTree:
     """max(a, b), leaf by leaf, in a's dtypes."""
-    return jax.tree.map(lambda x, y: jnp.maximum(x, y.astype(x.dtype)), a, b)
+    return jax.tree.map(lambda x, y: jnp.maximum(x, _as(y, x.dtype)), a, b)
 
 
 def update_infinity_moment(updates: PyTree, moments: PyTree, decay: Any, eps: Any = 0.0) -> PyTree:
@@ -238,8 +298,8 @@ def update_infinity_moment(updates: PyTree, moments: PyTree, decay: Any, eps: An
 
     def f(g: jax.Array, nu: jax.Array) -> jax.Array:
         nu32 = _up(nu)
-        g_abs = jnp.abs(g).astype(nu32.dtype)
-        return jnp.maximum(_scalar(decay, nu32) * nu32, g_abs + _scalar(eps, nu32)).astype(nu.dtype)
+        g_abs = _as(jnp.abs(g), nu32.dtype)
+        return _as(jnp.maximum(_scalar(decay, nu32) * nu32, g_abs + _scalar(eps, nu32)), nu.dtype)
 
     return jax.tree.map(f, updates, moments)
 
@@ -254,8 +314,8 @@ def div(a: PyTree, b: PyTree, eps: Any = 0.0) -> PyTree:
 
     def f(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
-        y32 = y.astype(real_dtype(x32.dtype))
-        return (x32 / (y32 + _scalar(eps, y32)).astype(x32.dtype)).astype(x.dtype)
+        y32 = _as(y, real_dtype(x32.dtype))
+        return _as(x32 / _as(y32 + _scalar(eps, y32), x32.dtype), x.dtype)
 
     return jax.tree.map(f, a, b)
 

@@ -55,6 +55,16 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, _: _not_bias(path), params)
 
 
+def adam_or_sgd(params: Any) -> Any:
+    """Labels for partition: SGD for biases named 'b', Adam for the rest (a label function)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: "adam" if _not_bias(path) else "sgd", params)
+
+
+def freeze_biases(params: Any) -> Any:
+    """Labels for multi_transform: biases named 'b' frozen (set_to_zero), the rest trained."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: "train" if _not_bias(path) else "freeze", params)
+
+
 def ramp(count: jax.Array) -> jax.Array:
     """A momentum schedule written here, independent of gradtx.schedules."""
     return jnp.minimum(0.5 + 0.05 * count.astype(jnp.float32), 0.9)
@@ -119,6 +129,39 @@ TRANSFORMS: tuple[Case, ...] = (
         sweep=lambda m, h: m.add_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1),
     ),
     Case("add_decayed_weights", lambda m: m.add_decayed_weights(0.01, mask=decay_mask), label="mask"),
+    # Layerwise. The test models' largest leaves are 3 x 4: min_dim_size_to_factor=2 factors them.
+    Case("scale_by_trust_ratio", lambda m: m.scale_by_trust_ratio(trust_coefficient=0.5, eps=1e-3)),
+    # Each after a normalizing step, as Adafactor uses them: on raw float16 gradients near float16's
+    # maximum (test_dtypes) the params overflow at the first step, and the next step's norm is inf
+    # for the whole block, which that per-coordinate test cannot tell from a bug.
+    Case("scale_by_param_block_norm", lambda m: m.chain(m.clip_by_block_rms(1.0), m.scale_by_param_block_norm())),
+    Case("scale_by_param_block_rms", lambda m: m.chain(m.clip_by_block_rms(1.0), m.scale_by_param_block_rms())),
+    Case("clip_by_block_rms", lambda m: m.clip_by_block_rms(0.5)),
+    Case("scale_by_factored_rms", lambda m: m.scale_by_factored_rms(min_dim_size_to_factor=2)),
+    # The rest of the field: sign methods, Adam's descendants, gradient noise.
+    Case("scale_by_lion", lambda m: m.scale_by_lion()),
+    # optax applies each Rprop step one update late (tests/transforms/test_field.py shows it); torch does not.
+    Case("scale_by_rprop", lambda m: m.scale_by_rprop(0.01), optax=False),
+    Case("scale_by_radam", lambda m: m.scale_by_radam()),  # 30 steps: both sides of rho_t = 5 (t = 6)
+    Case("scale_by_belief", lambda m: m.scale_by_belief()),
+    # optax starts Yogi's m at initial_accumulator_value, gradtx (and the authors' code) at 0: both 0 here.
+    Case("scale_by_yogi", lambda m: m.scale_by_yogi(initial_accumulator_value=0.0)),
+    Case("scale_by_novograd", lambda m: m.scale_by_novograd()),
+    Case("add_noise", lambda m: m.add_noise(0.01, 0.55, 0)),  # optax warns without a key
+    # Combinators and wrappers (tests/test_wrappers.py has their own tests).
+    Case("set_to_zero", lambda m: m.set_to_zero()),
+    Case("masked", lambda m: m.masked(m.adam(1e-3), decay_mask)),
+    Case("partition", lambda m: m.partition({"adam": m.adam(1e-3), "sgd": m.sgd(0.1)}, adam_or_sgd)),
+    Case(
+        "multi_transform",
+        lambda m: m.multi_transform({"train": m.adam(1e-3), "freeze": m.set_to_zero()}, freeze_biases),
+    ),
+    Case("apply_if_finite", lambda m: m.apply_if_finite(m.adam(1e-3), 3)),
+    Case("MultiSteps", lambda m: m.MultiSteps(m.adam(1e-3), 3).gradient_transformation()),
+    Case(
+        "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
+        sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
+    ),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -138,6 +181,24 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("nadam", lambda m: m.nadam(1e-3)),
     Case("adamax", lambda m: m.adamax(1e-3)),
     Case("amsgrad", lambda m: m.amsgrad(1e-3)),
+    Case("lamb", lambda m: m.lamb(1e-3, weight_decay=0.01, mask=decay_mask)),
+    Case("lars", lambda m: m.lars(0.1, weight_decay=0.01, trust_ratio_mask=decay_mask)),
+    Case(
+        "adafactor",
+        lambda m: m.adafactor(1e-2, min_dim_size_to_factor=2, momentum=0.9, weight_decay_rate=1e-3),
+    ),
+    Case(
+        "lion", lambda m: m.lion(1e-3, weight_decay=0.01, mask=decay_mask),
+        sweep=lambda m, h: m.lion(h), sweep_values=LR,
+    ),
+    Case("radam", lambda m: m.radam(1e-3)),
+    Case("adabelief", lambda m: m.adabelief(1e-3)),
+    Case("yogi", lambda m: m.yogi(1e-2)),
+    Case("novograd", lambda m: m.novograd(1e-2, weight_decay=1e-3)),
+    Case("noisy_sgd", lambda m: m.noisy_sgd(0.01, key=0)),
+    Case("sign_sgd", lambda m: m.sign_sgd(1e-3)),
+    Case("signum", lambda m: m.signum(1e-3)),
+    Case("rprop", lambda m: m.rprop(1e-3), optax=False),  # as scale_by_rprop; tests/test_optimizers_torch.py
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -179,9 +240,17 @@ NOT_BUILDERS = frozenset(
     {
         "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
         "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules", "abstract_state",
-        "state_shardings",
+        "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
+        "make_step", "pack", "unpack", "Packed",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
 
 TRANSFORMATION_CASES = TRANSFORMS + OPTIMIZERS
+
+# Builders whose update takes params of their own type, which the registry-driven tests cannot pass:
+# lookahead's params are LookaheadParams(fast, slow) and its updates such a pair, not the gradients'
+# tree. tests/test_wrappers.py runs the contract checks on them (jit, vmap, pickle, repr, dtypes).
+OWN_PARAMS: tuple[Case, ...] = (
+    Case("lookahead", lambda m: m.lookahead(m.adam(1e-3), sync_period=3, slow_step_size=0.5)),
+)

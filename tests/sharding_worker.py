@@ -7,11 +7,13 @@ process. PART is one of:
 
 - `contract`: on a 4x2 ('data', 'model') mesh with Explicit axes (`jax.make_mesh`'s default, used
   under `jax.set_mesh`) and on one with Auto axes (the `jax.sharding.Mesh` constructor's default),
-  for each optimizer in `optimizers()`: `tx.init` gives every moment its parameter's sharding and step
+  for each optimizer in `optimizers()` (clip_by_global_norm, adam, adamw, sgd, rmsprop, lamb, lars,
+  multi_transform, adafactor): `tx.init` gives every moment its parameter's sharding and step
   counts a placement valid on the mesh; a jitted step keeps the shardings of params and state;
   5 sharded steps equal 5 steps on unsharded copies on one device (rtol 1e-6); and, on the
   Explicit mesh, `gradtx.state_shardings` and `gradtx.abstract_state` describe `tx.init`'s state
-  and work as jit's in/out shardings.
+  and work as jit's in/out shardings. Adafactor's factored moments have no param's shape: for it,
+  the params' shardings and the numbers are checked.
 - `auto-mesh-shardings`: `state_shardings` and `abstract_state` on the Auto mesh give each moment
   its parameter's sharding (they once replicated every moment there).
 
@@ -56,7 +58,22 @@ def optimizers() -> dict[str, gradtx.GradientTransformation]:
         "adamw(schedule)": gradtx.adamw(gradtx.warmup_cosine_decay_schedule(0.0, 1e-2, 2, 10), weight_decay=0.1),
         "sgd(momentum)": gradtx.sgd(0.1, momentum=0.9),
         "rmsprop(momentum)": gradtx.rmsprop(1e-2, momentum=0.9),
+        "lamb": gradtx.lamb(1e-2, weight_decay=0.01),
+        "lars": gradtx.lars(0.1, weight_decay=0.01),
+        "multi_transform": gradtx.multi_transform({"adam": gradtx.adam(1e-2), "sgd": gradtx.sgd(0.1)}, labels),
+        # Factored second moments of w (8 x 4): min_dim_size_to_factor=2 factors it.
+        "adafactor": gradtx.adafactor(1e-2, min_dim_size_to_factor=2, momentum=0.9),
     }
+
+
+# Optimizers whose state leaves are not each a copy of a param's shape (Adafactor's row and column
+# moments): their numbers and their params' shardings are checked, not the state's shardings.
+FACTORED = ("adafactor",)
+
+
+def labels(params: dict) -> dict:
+    """multi_transform's labels: Adam for the matrix and the vector, SGD for the bias and the scalar."""
+    return {k: "adam" if k in ("w", "v") else "sgd" for k in params}
 
 
 def data() -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -106,7 +123,7 @@ class Checks:
 
 def param_name(path: tuple) -> str | None:
     """The params key a state leaf mirrors (the last dict key in its path), or None for a count."""
-    keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    keys = [k.key for k in path if isinstance(k, jax.tree_util.DictKey) and k.key in SHAPES]
     return keys[-1] if keys else None
 
 
@@ -214,6 +231,16 @@ def contract(checks: Checks) -> None:
             for tx_name, tx in optimizers().items():
                 label = f"[{mesh_name} mesh, {tx_name}]"
                 state0 = tx.init(params0)
+                if tx_name in FACTORED:
+                    with checks.check(f"{label} a jitted step keeps the params' shardings and equals one device"):
+                        step, params, state = make_step(tx, target), params0, state0
+                        for k, (ref_params, ref_state) in enumerate(references[tx_name]):
+                            params, state = step(params, state)
+                            if mesh_name == "explicit":  # with Auto axes XLA chooses (see below)
+                                assert_tree_shardings(params, shardings, f"params after step {k}")
+                            assert_close(params, ref_params, f"params after step {k}")
+                            assert_close(state, ref_state, f"state after step {k}")
+                    continue
                 with checks.check(f"{label} tx.init gives each moment its param's sharding"):
                     assert_state_on_params_shardings(state0, shardings, mesh, "init state")
 
@@ -296,6 +323,8 @@ def auto_mesh_shardings(checks: Checks) -> None:
     shardings = {k: NamedSharding(mesh, spec) for k, spec in SPECS.items()}
     params0 = {k: jax.device_put(v, shardings[k]) for k, v in host_params.items()}
     for tx_name, tx in optimizers().items():
+        if tx_name in FACTORED:
+            continue
         # No numbers compared (the contract part does): shardings only, one step.
         state_and_abstract_shardings(checks, tx, params0, shardings, target, [], f"[auto, {tx_name}]")
 

@@ -24,7 +24,7 @@ ROW_KEYS = {
     "shape", "optimizer", "impl", "kind", "status", "n_params", "n_leaves", "param_dtype", "state_dtype",
     "donated", "median_s", "q1_s", "q3_s", "min_s", "max_s", "rounds", "steps_per_round", "moved_bytes",
     "gbps", "floor_gbps", "ratio_to_floor", "ratio_to_optax", "state_bytes", "state_bytes_per_param",
-    "lower_s", "compile_s", "peak_rss_extra_bytes", "xla_temp_bytes", "xla_new_output_bytes",
+    "lower_s", "compile_s", "first_step_s", "peak_rss_extra_bytes", "xla_temp_bytes", "xla_new_output_bytes",
 }  # fmt: skip
 OPTIMIZERS = {"sgd-momentum", "adam", "adamw", "rmsprop", "adagrad", "clip+adamw+schedule"}
 
@@ -97,6 +97,11 @@ def check_coverage(rows: list[dict]) -> None:
                 assert row["status"] == "ok" or row["status"].startswith("skipped: "), row
     undonated = [row for row in rows if row["impl"] in ("gradtx undonated", "optax undonated")]
     assert len(undonated) == 2 and all(row["donated"] is False and row["optimizer"] == "adam" for row in undonated)
+    # Packed params on every shape of several leaves; the eager step (no jit) of Adam on the many-leaf one.
+    packed = {row["shape"] for row in rows if row["impl"] == "gradtx packed" and row["status"] == "ok"}
+    assert packed == {row["shape"] for row in rows if row["n_leaves"] > 1}
+    eager = [row for row in rows if row["impl"] in ("gradtx eager", "optax eager")]
+    assert len(eager) == 2 and all(row["optimizer"] == "adam" and row["first_step_s"] > 0 for row in eager)
 
 
 def check_numbers(rows: list[dict]) -> None:
@@ -112,6 +117,11 @@ def check_numbers(rows: list[dict]) -> None:
         assert min(row["ratio_to_floor"] for row in floors) == pytest.approx(1.0)  # the best floor is the floor
         (optax,) = [row for row in ok if (row["shape"], row["optimizer"]) == case and row["impl"] == "optax"]
         assert optax["ratio_to_optax"] == 1.0
+        for row in ok:  # eager rows against optax's eager step, the others against optax's jitted one
+            if (row["shape"], row["optimizer"]) == case and row["kind"] == "optimizer":
+                base = "optax eager" if row["impl"].endswith(" eager") else "optax"
+                (reference,) = [r for r in ok if (r["shape"], r["optimizer"]) == case and r["impl"] == base]
+                assert row["ratio_to_optax"] == pytest.approx(row["median_s"] / reference["median_s"])
 
     def gradtx(shape_dtype: str, optimizer: str, impl: str = "gradtx") -> dict:
         return next(
@@ -152,6 +162,8 @@ def test_complete_derives_the_ratios() -> None:
             },
             {**case, "impl": "gradtx", "kind": "optimizer", "moved_bytes": 2 * 10**9, "median_s": 3.0},
             {**case, "impl": "torch fused", "kind": "optimizer", "status": "skipped: no"},
+            {**case, "impl": "gradtx eager", "kind": "optimizer", "moved_bytes": 2 * 10**9, "median_s": 8.0},
+            {**case, "impl": "optax eager", "kind": "optimizer", "moved_bytes": 2 * 10**9, "median_s": 16.0},
         ]
     )
     by_impl = {row["impl"]: row for row in rows}
@@ -162,4 +174,6 @@ def test_complete_derives_the_ratios() -> None:
     assert by_impl["optax"]["state_bytes_per_param"] == 8.0
     assert by_impl["gradtx"]["ratio_to_optax"] == 0.75 and by_impl["gradtx"]["ratio_to_floor"] == 1.5
     assert by_impl["torch fused"]["median_s"] is None and by_impl["torch fused"]["ratio_to_floor"] is None
+    assert by_impl["gradtx eager"]["ratio_to_optax"] == 0.5  # eager against eager
+    assert by_impl["optax eager"]["ratio_to_optax"] == 1.0
     assert not any(isinstance(v, float) and math.isnan(v) for row in rows for v in row.values())

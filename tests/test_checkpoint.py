@@ -162,12 +162,19 @@ FORMATS = {
 # for the optimizers only. For every other entry orbax's restore is still checked bit for bit
 # against the saved tree, which the other formats resume from.
 RESUME_FROM_ORBAX = frozenset(c.id for c in OPTIMIZERS)
+# Entries that never move the params, so that resuming their run could not show anything lost.
+NO_RUN = {
+    "set_to_zero": "its updates are zero and its state empty; the multi_transform entry freezes biases with"
+    " it while the other params move",
+}
 
 
 # One test per entry, so that each entry's step is compiled once (compilation is most of the time):
 # every way of resuming is tried and every failure is reported, each under its name.
 @pytest.mark.parametrize("case", CASES)
 def test_checkpoints_restore_exactly_and_resume_bit_identically(case, tmp_path):
+    if case.id in NO_RUN:
+        pytest.skip(NO_RUN[case.id])
     tx, traces = case.build(), []
     step = jitted_step(tx, traces)
     at_resume = run(step, PARAMS, tx.init(PARAMS), 0, RESUME_AT)

@@ -54,6 +54,22 @@ QUADRATIC = {
     "nadam": (gradtx.nadam(0.05), 3_000),
     "adamax": (gradtx.adamax(0.05), 3_000),
     "amsgrad": (gradtx.amsgrad(0.05), 3_000),
+    # The layerwise optimizers step by about lr ||w|| whatever the gradient's size (one block here):
+    # a decaying learning rate lets them settle.
+    "lamb": (gradtx.lamb(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    "lars": (gradtx.lars(gradtx.cosine_decay_schedule(0.5, 3_000), trust_coefficient=0.1), 3_000),
+    "adafactor": (gradtx.adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    # Sign methods move every coordinate by lr: a small lr lands within lr of the minimum.
+    "lion": (gradtx.lion(1e-3, weight_decay=0.0), 3_000),
+    "sign_sgd": (gradtx.sign_sgd(1e-3), 3_000),
+    "signum": (gradtx.signum(1e-3), 3_000),
+    "rprop": (gradtx.rprop(1e-3), 3_000),
+    "radam": (gradtx.radam(0.05), 3_000),
+    "adabelief": (gradtx.adabelief(0.05), 3_000),
+    "yogi": (gradtx.yogi(0.05), 3_000),
+    # NovoGrad normalizes the whole gradient (one leaf here) and sums it with b1 = 0.9 (steps ~ 10 lr).
+    "novograd": (gradtx.novograd(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    "noisy_sgd": (gradtx.noisy_sgd(0.009, key=0), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -61,6 +77,15 @@ ROSENBROCK = {
     "adagrad": (gradtx.adagrad(0.5), 30_000),
     "rmsprop-centered-momentum": (gradtx.rmsprop(0.001, centered=True, momentum=0.9), 30_000),
     "adadelta": (gradtx.adadelta(0.1, rho=0.999), 30_000),
+    "lamb": (gradtx.lamb(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "lars": (gradtx.lars(gradtx.cosine_decay_schedule(1.0, 20_000), trust_coefficient=0.01), 20_000),
+    "adafactor": (gradtx.adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    # RAdam's first five steps are SGD steps (rho_t < 5): lr 0.05 times Rosenbrock's gradient of ~200 diverges.
+    "radam": (gradtx.radam(1e-3), 20_000),
+    "novograd": (gradtx.novograd(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "noisy_sgd": (gradtx.noisy_sgd(0.001, key=0), 30_000),
+    # signSGD with a constant lr settles into a cycle across the curved valley: it needs a decaying lr.
+    "sign_sgd": (gradtx.sign_sgd(gradtx.cosine_decay_schedule(0.003, 20_000)), 20_000),
 }
 
 

@@ -70,7 +70,36 @@ class Pair:
         return contextlib.nullcontext() if strict else jax.numpy_dtype_promotion("standard")
 
 
+def matrices(params: Any) -> Any:
+    """A mask: True on the leaves with two or more dimensions (weight decay on matrices only)."""
+    return jax.tree.map(lambda p: jnp.ndim(p) >= 2, params)
+
+
+def by_rank(params: Any) -> Any:
+    """multi_transform's labels: Adam for matrices, SGD for biases and norm scales."""
+    return jax.tree.map(lambda p: "adam" if jnp.ndim(p) >= 2 else "sgd", params)
+
+
+def freeze_vectors(params: Any) -> Any:
+    return jax.tree.map(lambda p: "train" if jnp.ndim(p) >= 2 else "freeze", params)
+
+
 PAIRS = [
+    Pair(
+        "masked(adamw,mask=matrices)",
+        lambda: gradtx.adamw(LR, weight_decay=0.1, mask=matrices),
+        lambda: optax.adamw(LR, weight_decay=0.1, mask=matrices),
+    ),
+    Pair(
+        "multi_transform(adam,sgd)",
+        lambda: gradtx.multi_transform({"adam": gradtx.adam(LR), "sgd": gradtx.sgd(0.1, momentum=0.9)}, by_rank),
+        lambda: optax.multi_transform({"adam": optax.adam(LR), "sgd": optax.sgd(0.1, momentum=0.9)}, by_rank),
+    ),
+    Pair(
+        "multi_transform(freeze)",
+        lambda: gradtx.multi_transform({"train": gradtx.adam(LR), "freeze": gradtx.set_to_zero()}, freeze_vectors),
+        lambda: optax.multi_transform({"train": optax.adam(LR), "freeze": optax.set_to_zero()}, freeze_vectors),
+    ),
     Pair(
         "adamw(schedule)",
         lambda: gradtx.adamw(gradtx.warmup_cosine_decay_schedule(0.0, LR, 3, STEPS), weight_decay=0.1),
@@ -187,9 +216,12 @@ def test_flax_linen_train_state(pair):
 # flax nnx: nnx.Optimizer(model, tx, wrt=nnx.Param) under nnx.jit
 
 
+LABELS = ("adam", "sgd", "train", "freeze")  # multi_transform's labels (keys of its inner states)
+
+
 def dict_keys(path: tuple) -> tuple:
-    """A state leaf's path in the model (its dict keys), () for a step count."""
-    return tuple(k.key for k in path if isinstance(k, jax.tree_util.DictKey))
+    """A state leaf's path in the model (its dict keys, less multi_transform's labels), () for a count."""
+    return tuple(k.key for k in path if isinstance(k, jax.tree_util.DictKey) and k.key not in LABELS)
 
 
 class NnxModel(nnx.Module):

@@ -79,7 +79,8 @@ def test_gradtx_chain_forwards_extra_args_only_to_members_that_take_them():
     takes_extra = optax.GradientTransformationExtraArgs(lambda p: optax.EmptyState(), record)
     tx = gradtx.chain(optax.scale(2.0), takes_extra, gradtx.scale(0.5))
     params = {"w": jnp.ones(2, jnp.float32)}
-    with jax.numpy_dtype_promotion("standard"):
+    # Op by op: called eagerly, the update would run compiled, and `record` would see a tracer.
+    with jax.numpy_dtype_promotion("standard"), jax.disable_jit():
         updates, _ = tx.update(params, tx.init(params), params, value=1.0)
     assert seen == {"value": 1.0}
     assert_trees_all_close(updates, params)

@@ -8,6 +8,7 @@ Also here: the optimizers' chains, their learning-rate validation, and adadelta'
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import jax
@@ -118,6 +119,23 @@ CASES = [
     ("adamw", gradtx.adamw(0.01, weight_decay=0.05), lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05)),
     # Both put eps inside the max: nu <- max(b2 nu, |g| + eps). A large eps makes the placement matter.
     ("adamax", gradtx.adamax(0.02, eps=1e-3), lambda p: torch.optim.Adamax(p, lr=0.02, eps=1e-3)),
+    # torch adds eps to sqrt(v) before the bias correction, gradtx after it: with eps = 0 they agree.
+    # torch rectifies where rho_t > 5, gradtx where rho_t >= 5: never equal to 5 here. Both sides of the
+    # threshold are run: rho_t passes 5 at t = 6 for both b2.
+    ("radam", gradtx.radam(0.01, eps=0.0), lambda p: torch.optim.RAdam(p, lr=0.01, eps=0.0)),
+    (
+        "radam-betas",
+        gradtx.radam(0.05, b1=0.8, b2=0.99, eps=0.0),
+        lambda p: torch.optim.RAdam(p, lr=0.05, betas=(0.8, 0.99), eps=0.0),
+    ),
+    # iRprop- in both: no step and the gradient forgotten after a sign change. torch also clips the first
+    # step size to [min, max]; gradtx only when it changes: the same while lr lies within.
+    ("rprop", gradtx.rprop(0.01), lambda p: torch.optim.Rprop(p, lr=0.01)),
+    (
+        "rprop-etas",
+        gradtx.rprop(0.05, eta_minus=0.3, eta_plus=1.5, min_step_size=5e-3, max_step_size=0.1),
+        lambda p: torch.optim.Rprop(p, lr=0.05, etas=(0.3, 1.5), step_sizes=(5e-3, 0.1)),
+    ),
     # torch keeps the max of the raw v and divides it by (1 - b2^t) afterwards. With eps = 0 that is
     # the uncorrected-nu AMSGrad times sqrt(1 - b2^t); for eps > 0 no gradtx setting gives torch's.
     (
@@ -142,10 +160,27 @@ def test_matches_torch(tx, make_torch_optimizer):
     assert moved > 1e-3  # the comparison is not between two parameters that stayed put
 
 
+def test_rprop_cases_exercise_sign_changes_and_the_step_bounds():
+    """The Rprop comparisons mean something only if some coordinate stood still after a sign change
+    and, with the tight bounds, some step size was clipped to the minimum."""
+    cases = {c[0]: c for c in CASES}
+    ours, _, _ = trajectories(*cases["rprop"][1:])
+    assert any(np.any(a[k] == b[k]) for a, b in itertools.pairwise(ours) for k in INIT)  # a flip: no move
+    _, _, state = trajectories(*cases["rprop-etas"][1:])
+    steps = np.concatenate([np.ravel(s) for s in jax.tree.leaves(state[0].step_sizes)])
+    assert np.isclose(steps, 5e-3, rtol=1e-12).any()
+
+
+def test_radam_cases_run_both_sides_of_the_threshold():
+    for b2 in (0.999, 0.99):
+        rho = [2 / (1 - b2) - 1 - 2 * t * b2**t / (1 - b2**t) for t in range(1, STEPS + 1)]
+        assert min(rho) < 5 < max(rho) and 5 not in rho
+
+
 def test_amsgrad_case_exercises_the_running_max():
     """The AMSGrad comparison above means something only if v falls below its running max."""
-    tx = CASES[-1][1]
-    _, _, state = trajectories(tx, CASES[-1][2])
+    _, tx, make_torch_optimizer = next(c for c in CASES if c[0] == "amsgrad")
+    _, _, state = trajectories(tx, make_torch_optimizer)
     ams = state[0]
     assert any(bool(jnp.any(ams.nu_max[k] > ams.nu[k] * (1 + 1e-6))) for k in INIT)
 

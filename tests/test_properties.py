@@ -119,13 +119,18 @@ def build(case, h):
 
 
 def steps(tx, grads: list, params) -> list:
-    """init, then (updates, state) after each step, the params updated in between."""
-    state = tx.init(params)
-    out = [state]
-    for g in grads:
-        updates, state = tx.update(g, state, params)
-        params = gradtx.apply_updates(params, updates)
-        out.append((updates, state))
+    """init, then (updates, state) after each step, the params updated in between.
+
+    Op by op when called eagerly (gradtx would otherwise compile each update called outside jit):
+    JAX caches each operation per shape and dtype, so new random trees cost no compilation.
+    """
+    with jax.disable_jit():
+        state = tx.init(params)
+        out = [state]
+        for g in grads:
+            updates, state = tx.update(g, state, params)
+            params = gradtx.apply_updates(params, updates)
+            out.append((updates, state))
     return out
 
 
@@ -154,9 +159,11 @@ def assert_close_by_dtype(actual, expected, params, what: str) -> None:
         if not jnp.issubdtype(a.dtype, jnp.inexact):
             np.testing.assert_array_equal(a, b, err_msg=f"{what}{at}")  # step counts
             continue
-        # The param whose key path ends this leaf's (the longest such): the leaf's coordinates.
-        owner = max((k for k in param_dtypes if at.endswith(k)), key=len)
-        rtol, atol = max(TOLERANCE[jnp.dtype(a.dtype)], TOLERANCE[jnp.dtype(param_dtypes[owner])])
+        # The param whose key path ends this leaf's (the longest such): the leaf's coordinates. A
+        # leaf of no param (a hyperparameter that inject_hyperparams keeps in the state) has its own.
+        owner = max((k for k in param_dtypes if at.endswith(k)), key=len, default=None)
+        param_dtype = a.dtype if owner is None else param_dtypes[owner]
+        rtol, atol = max(TOLERANCE[jnp.dtype(a.dtype)], TOLERANCE[jnp.dtype(param_dtype)])
         a64, b64 = (np.asarray(x).astype(np.float64) for x in (a, b))
         atol *= max(1.0, float(np.abs(b64).max(initial=0)))
         np.testing.assert_allclose(a64, b64, rtol=rtol, atol=atol, err_msg=f"{what}{at}")

@@ -4,15 +4,14 @@ The checks need 8 devices, which XLA creates on the CPU only when XLA_FLAGS is s
 so they run in a fresh interpreter (`tests/sharding_worker.py`, whose docstring lists them): params
 sharded over a 4x2 ('data', 'model') mesh (a fully sharded matrix, a sharded vector, a replicated
 bias, a 0-d scalar), with clip_by_global_norm + adam, adam, adamw with a schedule, sgd with
-momentum and rmsprop with momentum. Each subprocess prints a summary line that the test checks;
-on failure the test shows the subprocess's stderr.
+momentum, rmsprop with momentum, lamb, lars, multi_transform (adam and sgd) and adafactor. Each
+subprocess prints a summary line that the test checks; on failure the test shows the subprocess's
+stderr.
 
 Three bugs these tests found are fixed and guarded here: state_shardings and abstract_state
 replicated every moment on a mesh with Auto axes; state_shardings, given bare shardings, cannot know
 which params are integers (it now takes the params too); tx.init's step counts were not placed on
 the params' mesh, so a jitted sharded step compiled twice.
-
-lamb, lars, adafactor and multi_transform do not exist in gradtx yet, so they are not covered here.
 """
 
 from __future__ import annotations
@@ -32,11 +31,12 @@ from jax.sharding import PartitionSpec as P
 import gradtx
 
 ROOT = Path(__file__).resolve().parents[1]
-N_OPTIMIZERS = 5  # tests/sharding_worker.py: optimizers()
+N_OPTIMIZERS, N_FACTORED = 8, 1  # tests/sharding_worker.py: optimizers(), FACTORED
 # One check of the clipping threshold; per optimizer, 2 on each mesh (init shardings; step shardings
 # and numbers) and 4 more on the Explicit mesh (state_shardings, abstract_state, jitted init, a step
-# with in/out_shardings). A count, so that a check that silently stops running is noticed.
-CONTRACT_CHECKS = 1 + N_OPTIMIZERS * (2 + 2 + 4)
+# with in/out_shardings); for a factored one, 1 on each mesh (params' shardings and numbers). A
+# count, so that a check that silently stops running is noticed.
+CONTRACT_CHECKS = 1 + N_OPTIMIZERS * (2 + 2 + 4) + N_FACTORED * 2
 
 
 def run_worker(part: str) -> str:

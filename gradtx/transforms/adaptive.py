@@ -7,9 +7,11 @@ This file shows the pattern every transformation follows:
 3. a public builder that validates its arguments with `check` and calls `transformation`.
 
 Dtypes (one policy for all): `accumulator_dtype` (alias `mu_dtype`, optax's name) sets the dtype of
-first moments (default: the params'). Second moments are real and at least float32
-(`tree.second_moment_like`): an EMA with b2 near 1 stored in bfloat16 would never decay, its change
-per step being below bfloat16's resolution. All arithmetic runs in at least float32 (`gradtx.tree`).
+first moments (default: the params'); a complex param's first moment stays complex, of that
+precision (`tree.first_moment_like`: float32 gives complex64, float64 complex128). Second moments
+are real and at least float32 (`tree.second_moment_like`): an EMA with b2 near 1 stored in
+bfloat16 would never decay, its change per step being below bfloat16's resolution. All arithmetic
+runs in at least float32 (`gradtx.tree`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ def first_moment_dtype(builder: str, mu_dtype: Any, accumulator_dtype: Any) -> A
     return check_dtype(builder, "accumulator_dtype", accumulator_dtype if mu_dtype is None else mu_dtype)
 
 
+def corrected_first_moment(hp: Hyperparams, mu: Updates, g: Updates, t: Count) -> Updates:
+    """m^ = m / (1 - b1^t); with `hp.nesterov`, Dozat's (2016) look-ahead
+    m^ = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t). In g's compute dtype (at least float32):
+    neither m's nor g's dtype rounds m^, so float16 gradients of 6e4 do not overflow in g / (1 - b1^t)."""
+    m, g = tree.compute_like(mu, g), tree.compute_like(g, g)
+    if hp.nesterov:
+        m_next, g_hat = tree.bias_correction(m, hp.b1, next_count(t)), tree.bias_correction(g, hp.b1, t)
+        return tree.lerp(m_next, g_hat, hp.b1, 1 - hp.b1)
+    return tree.bias_correction(m, hp.b1, t)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Adam
 
@@ -58,7 +71,7 @@ class ScaleByAdamState(NamedTuple):
 def _init_adam(hp: Hyperparams, params) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=zero_count(),
-        mu=tree.zeros_like(params, hp.accumulator_dtype),
+        mu=tree.first_moment_like(params, hp.accumulator_dtype),
         nu=tree.second_moment_like(params),
     )
 
@@ -67,13 +80,7 @@ def _update_adam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
-    m = tree.compute_like(mu, g)  # m read in g's compute dtype: neither dtype rounds m^ or u
-    if hp.nesterov:  # Dozat (2016): m^ = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)
-        m_hat = tree.lerp(
-            tree.bias_correction(m, hp.b1, next_count(t)), tree.bias_correction(g, hp.b1, t), hp.b1, 1 - hp.b1
-        )
-    else:
-        m_hat = tree.bias_correction(m, hp.b1, t)  # m^ = m / (1 - b1^t)
+    m_hat = corrected_first_moment(hp, mu, g, t)  # m^ = m / (1 - b1^t), or NAdam's look-ahead
     v_hat = tree.bias_correction(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
     u = tree.div_sqrt(m_hat, v_hat, hp.eps, hp.eps_root)  # u = m^ / (sqrt(v^ + eps_root) + eps)
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
@@ -200,7 +207,7 @@ class ScaleByRStdDevState(NamedTuple):
 def _init_stddev(hp: Hyperparams, params) -> ScaleByRStdDevState:
     return ScaleByRStdDevState(
         count=zero_count(),
-        mu=tree.zeros_like(params, hp.accumulator_dtype),
+        mu=tree.first_moment_like(params, hp.accumulator_dtype),
         nu=tree.second_moment_like(params, hp.initial_scale),
     )
 
@@ -366,7 +373,7 @@ class ScaleByAmsgradState(NamedTuple):
 def _init_amsgrad(hp: Hyperparams, params) -> ScaleByAmsgradState:
     return ScaleByAmsgradState(
         count=zero_count(),
-        mu=tree.zeros_like(params, hp.accumulator_dtype),
+        mu=tree.first_moment_like(params, hp.accumulator_dtype),
         nu=tree.second_moment_like(params),
         nu_max=tree.second_moment_like(params),
     )
@@ -430,7 +437,7 @@ def scale_by_amsgrad(
 def _init_adamax(hp: Hyperparams, params) -> ScaleByAdamState:
     return ScaleByAdamState(
         count=zero_count(),
-        mu=tree.zeros_like(params, hp.accumulator_dtype),
+        mu=tree.first_moment_like(params, hp.accumulator_dtype),
         nu=tree.second_moment_like(params),
     )
 

@@ -8,8 +8,9 @@
 
 `decay` may be a schedule count -> value; mu_k is its value at k = the number of updates already
 applied (so the first update uses mu_0, and the look-ahead of update k uses mu_{k+1}). Every state
-keeps that count. Accumulators take `accumulator_dtype` (None: the params' dtype); all arithmetic
-runs in at least float32 (`gradtx.tree`) and updates come back in the incoming updates' dtypes.
+keeps that count. Accumulators take `accumulator_dtype` (None: the params' dtype; complex params
+keep complex accumulators of that precision, `tree.first_moment_like`); all arithmetic runs in at
+least float32 (`gradtx.tree`) and updates come back in the incoming updates' dtypes.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class TraceState(NamedTuple):
 
 
 def _init_trace(hp: Hyperparams, params) -> TraceState:
-    return TraceState(trace=tree.zeros_like(params, hp.accumulator_dtype), count=zero_count())
+    return TraceState(trace=tree.first_moment_like(params, hp.accumulator_dtype), count=zero_count())
 
 
 def _update_trace(hp: Hyperparams, g, state: TraceState, params=None):
@@ -112,7 +113,7 @@ class EmaState(NamedTuple):
 
 
 def _init_ema(hp: Hyperparams, params) -> EmaState:
-    return EmaState(count=zero_count(), ema=tree.zeros_like(params, hp.accumulator_dtype))
+    return EmaState(count=zero_count(), ema=tree.first_moment_like(params, hp.accumulator_dtype))
 
 
 def _update_ema(hp: Hyperparams, g, state: EmaState, params=None):
@@ -162,7 +163,7 @@ class ScaleByMomentumState(NamedTuple):
 
 
 def _init_momentum(hp: Hyperparams, params) -> ScaleByMomentumState:
-    return ScaleByMomentumState(count=zero_count(), mu=tree.zeros_like(params, hp.accumulator_dtype))
+    return ScaleByMomentumState(count=zero_count(), mu=tree.first_moment_like(params, hp.accumulator_dtype))
 
 
 def _update_momentum(hp: Hyperparams, g, state: ScaleByMomentumState, params=None):

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import numpy as np
 
 from gradtx import tree
 from gradtx.base import (
@@ -29,6 +28,7 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
+from gradtx.combine import check_mask_leaves, is_function, masked
 
 
 class AddDecayedWeightsState(NamedTuple):
@@ -39,14 +39,6 @@ class AddDecayedWeightsState(NamedTuple):
 
 def _init_decay_schedule(hp: Hyperparams, params) -> AddDecayedWeightsState:
     return AddDecayedWeightsState(count=zero_count())
-
-
-def _resolve_mask(mask: Any, params: Params) -> Any:
-    mask = mask(params) if callable(mask) else mask
-    leaves = jax.tree.leaves(mask)
-    if not all(isinstance(m, bool | np.bool_) for m in leaves):
-        raise TypeError(f"add_decayed_weights: mask leaves must be Python bools, got {mask!r}")
-    return mask
 
 
 def _update_add_decayed_weights(hp: Hyperparams, g, state, params=None):
@@ -64,21 +56,7 @@ def _update_add_decayed_weights(hp: Hyperparams, g, state, params=None):
             return None
         return tree.add_scale(g_leaf, lam, p_leaf)  # u = g + lambda W
 
-    def decay_subtree(on: bool, g_sub: Any, p_sub: Any) -> Any:
-        return jax.tree.map(decay, g_sub, p_sub, is_leaf=lambda x: x is None) if on else g_sub
-
-    if hp.mask is None:
-        return decay_subtree(True, g, params), state
-    mask = _resolve_mask(hp.mask, params)
-    try:
-        # The mask may be a prefix of the params' tree: one bool for a whole subtree.
-        u = jax.tree.map(decay_subtree, mask, g, params, is_leaf=lambda x: x is None)
-    except ValueError as e:
-        raise ValueError(
-            "add_decayed_weights: mask must be a tree of bools with the params' structure (or a prefix"
-            f" of it).\n  mask:    {jax.tree.structure(mask)}\n  updates: {jax.tree.structure(g)}"
-        ) from e
-    return u, state
+    return jax.tree.map(decay, g, params, is_leaf=lambda x: x is None), state
 
 
 def add_decayed_weights(
@@ -95,20 +73,21 @@ def add_decayed_weights(
     the state is then `AddDecayedWeightsState(count)` (optax: `WeightDecaySchedule(count)`), else
     `EmptyState()`. `mask` (optax's argument): None, a tree of bools with the params' structure (or
     a prefix of it) or a function params -> such a tree; leaves marked False pass unchanged (e.g. no
-    decay on biases and norm scales). Unlike optax, the state is the same with or without a mask
-    (optax wraps it in a MaskedState). `update` needs params.
+    decay on biases and norm scales). With a mask it is `masked(add_decayed_weights(weight_decay),
+    mask)`, as in optax, and its state is then a `MaskedState`. `update` needs params.
 
     >>> import gradtx
     >>> gradtx.add_decayed_weights(1e-4)
     add_decayed_weights(weight_decay=0.0001)
+    >>> gradtx.add_decayed_weights(1e-4, mask={"w": True, "b": False})
+    masked(add_decayed_weights(weight_decay=0.0001), mask={'w': True, 'b': False})
     """
     check("add_decayed_weights", weight_decay=(weight_decay, "[0, inf)" + SCHEDULE))
-    if mask is not None and not callable(mask):
-        _resolve_mask(mask, None)
+    if mask is not None and not is_function(mask):
+        check_mask_leaves("add_decayed_weights", mask)
     init = _init_decay_schedule if callable(weight_decay) else init_empty
-    return transformation(
-        "add_decayed_weights", init, _update_add_decayed_weights, weight_decay=weight_decay, mask=mask
-    )
+    decay = transformation("add_decayed_weights", init, _update_add_decayed_weights, weight_decay=weight_decay)
+    return decay if mask is None else masked(decay, mask)
 
 
 __all__ = ["AddDecayedWeightsState", "add_decayed_weights"]
