@@ -193,3 +193,41 @@ def test_abstract_state_is_the_shape_of_init_without_allocating():
         assert isinstance(a, jax.ShapeDtypeStruct) and (a.shape, a.dtype) == (c.shape, c.dtype)
     with pytest.raises(TypeError, match="state_shardings: param_shardings must hold NamedShardings"):
         gradtx.state_shardings(tx, {"w": None})
+
+
+NEEDS = "update needs params, got None. Call tx.update(grads, state, params)."
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: gradtx.add_decayed_weights(0.1), f"add_decayed_weights: {NEEDS}"),
+        (lambda: gradtx.adamw(1e-3), f"add_decayed_weights: {NEEDS}"),  # the member that reads params
+        (lambda: gradtx.masked(gradtx.adamw(1e-3), {"w": True, "b": False}), f"add_decayed_weights: {NEEDS}"),
+        (lambda: gradtx.lamb(1e-3), f"add_decayed_weights: {NEEDS}"),
+        (lambda: gradtx.lars(0.1), f"add_decayed_weights: {NEEDS}"),
+        (lambda: gradtx.scale_by_trust_ratio(), f"scale_by_trust_ratio: {NEEDS}"),
+        (lambda: gradtx.adafactor(1e-2), f"scale_by_param_block_rms: {NEEDS}"),
+        (lambda: gradtx.novograd(1e-2, weight_decay=0.1), f"scale_by_novograd: {NEEDS}"),
+        (lambda: gradtx.lookahead(gradtx.sgd(0.1), 2, 0.5), f"lookahead: {NEEDS}"),
+    ],
+    ids=["add_decayed_weights", "adamw", "masked", "lamb", "lars", "trust_ratio", "adafactor", "novograd", "lookahead"],
+)
+def test_update_without_params_names_the_member_that_needs_them(build, message):
+    tx = build()
+    params = {"w": jnp.ones((3, 2), jnp.float32), "b": jnp.ones(2, jnp.float32)}
+    state = tx.init(gradtx.LookaheadParams.init_synced(params) if "lookahead" in message else params)
+    with pytest.raises(ValueError) as info:
+        tx.update(params, state, None)
+    assert str(info.value) == message
+
+
+def test_packed_params_are_refused_by_transformations_that_need_the_leaves():
+    params = gradtx.pack({"w": jnp.ones((3, 2), jnp.float32), "b": jnp.ones(2, jnp.float32)})
+    tx = gradtx.lamb(1e-3)
+    with pytest.raises(TypeError) as info:
+        tx.update(params, tx.init(params), params)
+    assert str(info.value).startswith(
+        "scale_by_trust_ratio: the updates are gradtx.Packed, but scale_by_trust_ratio treats each leaf of the"
+        " params tree as a block"
+    )

@@ -17,6 +17,7 @@ import optax
 import pytest
 
 import gradtx
+from tests.transforms.common import assert_close, run
 
 STEPS = 32
 SHAPES = {"w": (3, 4), "b": (4,), "s": ()}
@@ -36,33 +37,9 @@ def gradient_steps(dtype=np.float64, seed: int = 0, complex_: bool = False) -> d
     return {k: leaf(s) for k, s in SHAPES.items()}
 
 
-def run(tx, grads: dict, standard: bool = False) -> tuple[dict, object]:
-    """tx's updates for each step of `grads` (stacked) and its final state: one compiled scan."""
-    params = jax.tree.map(lambda g: jnp.zeros_like(g[0]), grads)
-
-    def scan(gs):
-        def step(state, g):
-            u, state = tx.update(g, state, params)
-            return state, u
-
-        state, updates = jax.lax.scan(step, tx.init(params), gs)
-        return updates, state
-
-    grads = jax.tree.map(jnp.asarray, grads)
-    if standard:  # optax relies on implicit dtype promotion
-        with jax.numpy_dtype_promotion("standard"):
-            return jax.jit(scan)(grads)
-    return jax.jit(scan)(grads)
-
-
 def per_leaf(loop, grads: dict) -> dict:
     """A NumPy loop (a list of step arrays -> a list of updates) applied to each leaf."""
     return {k: np.stack(loop(list(g))) for k, g in grads.items()}
-
-
-def assert_close(ours: dict, reference: dict, rtol: float, atol: float = 0.0) -> None:
-    for key in reference:
-        np.testing.assert_allclose(np.asarray(ours[key]), np.asarray(reference[key]), rtol, atol, err_msg=key)
 
 
 def decay_ramp(count) -> jax.Array:

@@ -27,6 +27,7 @@ import optax
 import pytest
 
 import gradtx
+from tests.transforms.common import assert_close, run
 
 STEPS = 24
 SHAPES = {"w": (3, 4), "b": (4,), "s": ()}
@@ -50,30 +51,6 @@ def gradient_steps(dtype=np.float64, seed: int = 0, complex_: bool = False) -> d
 def params_like(grads: dict, value: float = 0.0) -> dict:
     rng = np.random.default_rng(1)
     return {k: jnp.asarray(value * rng.normal(size=g.shape[1:]), g.dtype) for k, g in grads.items()}
-
-
-def run(tx, grads: dict, params: dict | None = None, standard: bool = False) -> tuple[dict, object]:
-    """tx's updates at each step (stacked) and its final state, params held fixed: one compiled scan."""
-    params = params_like(grads) if params is None else params
-
-    def scan(gs):
-        def step(state, g):
-            u, state = tx.update(g, state, params)
-            return state, u
-
-        state, updates = jax.lax.scan(step, tx.init(params), gs)
-        return updates, state
-
-    grads = jax.tree.map(jnp.asarray, grads)
-    if standard:  # optax relies on implicit dtype promotion
-        with jax.numpy_dtype_promotion("standard"):
-            return jax.jit(scan)(grads)
-    return jax.jit(scan)(grads)
-
-
-def assert_close(ours: dict, reference: dict, rtol: float, atol: float = 0.0) -> None:
-    for key in reference:
-        np.testing.assert_allclose(np.asarray(ours[key]), np.asarray(reference[key]), rtol, atol, err_msg=key)
 
 
 def _raises(error, message):
