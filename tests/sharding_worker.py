@@ -16,6 +16,9 @@ process. PART is one of:
   the params' shardings and the numbers are checked.
 - `auto-mesh-shardings`: `state_shardings` and `abstract_state` on the Auto mesh give each moment
   its parameter's sharding (they once replicated every moment there).
+- `nnx`: a flax nnx model whose Params are sharded on the Auto mesh, trained with
+  `nnx.Optimizer(model, tx, wrt=nnx.Param)` under `nnx.jit` (adam, adamw with a mask,
+  multi_transform): params and every moment keep their shardings, the numbers equal one device's.
 
 Every check runs (a failure does not stop the others). The last stdout line is the summary
 `sharding checks PART: N passed, M failed`; failures are described on stderr and the exit code is 1.
@@ -329,7 +332,80 @@ def auto_mesh_shardings(checks: Checks) -> None:
         state_and_abstract_shardings(checks, tx, params0, shardings, target, [], f"[auto, {tx_name}]")
 
 
-PARTS = {"contract": contract, "auto-mesh-shardings": auto_mesh_shardings}
+def nnx_spec(path: tuple) -> P:
+    """The nnx model's layout: kernels over both axes, biases over 'model' (as the kernels' outputs)."""
+    return P("data", "model") if "kernel" in jax.tree_util.keystr(path) else P("model")
+
+
+def kernels_adam_biases_sgd(params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "adam" if "kernel" in jax.tree_util.keystr(path) else "sgd", params
+    )
+
+
+def nnx_optimizers() -> dict[str, gradtx.GradientTransformation]:
+    return {
+        "adam": gradtx.adam(1e-2),
+        "adamw(mask=kernels)": gradtx.adamw(
+            1e-2, weight_decay=0.1, mask=lambda p: jax.tree.map(lambda x: jnp.ndim(x) == 2, p)
+        ),
+        "multi_transform": gradtx.multi_transform(
+            {"adam": gradtx.adam(1e-2), "sgd": gradtx.sgd(0.1, momentum=0.9)}, kernels_adam_biases_sgd
+        ),
+    }
+
+
+def nnx_sharded(checks: Checks) -> None:
+    """flax nnx: a model whose Params are sharded on the mesh, nnx.Optimizer(wrt=nnx.Param), nnx.jit."""
+    from flax import nnx
+
+    class Model(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.linear1 = nnx.Linear(4, 8, param_dtype=DTYPE, rngs=rngs)
+            self.linear2 = nnx.Linear(8, 2, param_dtype=DTYPE, rngs=rngs)
+
+        def __call__(self, x: jax.Array) -> jax.Array:
+            return self.linear2(jnp.tanh(self.linear1(x)))
+
+    mesh, _ = meshes()["auto"]
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 4)).astype(DTYPE), rng.normal(size=(16, 2)).astype(DTYPE)
+
+    def train(tx: Any, sharded: bool) -> tuple[Any, Any]:
+        model = Model(nnx.Rngs(0))
+        if sharded:
+            state = nnx.state(model, nnx.Param)
+            placed = jax.tree_util.tree_map_with_path(
+                lambda path, v: jax.device_put(v, NamedSharding(mesh, nnx_spec(path))), state
+            )
+            nnx.update(model, placed)
+        optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+        @nnx.jit
+        def step(model: Any, optimizer: Any) -> jax.Array:
+            loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(x) - y) ** 2))(model)
+            optimizer.update(model, grads)
+            return loss
+
+        for _ in range(STEPS):
+            step(model, optimizer)
+        return nnx.as_pure(nnx.state(model, nnx.Param)), nnx.as_pure(optimizer.opt_state)
+
+    for name, tx in nnx_optimizers().items():
+        with checks.check(f"[nnx, {name}] sharded Params: state and params keep the shardings, one device's numbers"):
+            params, state = train(tx, sharded=True)
+            ref_params, ref_state = train(tx, sharded=False)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+                assert_equivalent(leaf.sharding, NamedSharding(mesh, nnx_spec(path)), leaf.ndim, f"params{where(path)}")
+            moments = [(p, v) for p, v in jax.tree_util.tree_leaves_with_path(state) if v.ndim > 0]
+            assert moments, "the optimizer state has no moments"
+            for path, leaf in moments:  # a moment's path ends with its param's (labels and fields before it)
+                assert_equivalent(leaf.sharding, NamedSharding(mesh, nnx_spec(path)), leaf.ndim, f"state{where(path)}")
+            assert_close(params, ref_params, "params")
+            assert_close(state, ref_state, "state")
+
+
+PARTS = {"contract": contract, "auto-mesh-shardings": auto_mesh_shardings, "nnx": nnx_sharded}
 
 
 def main(part: str) -> int:

@@ -74,6 +74,12 @@ def test_state_shardings_and_abstract_state_on_a_mesh_with_auto_axes():
     assert run_worker("auto-mesh-shardings").endswith(" 0 failed")
 
 
+def test_flax_nnx_optimizer_with_sharded_params_keeps_shardings_and_equals_one_device():
+    """nnx.Optimizer(model, tx, wrt=nnx.Param) under nnx.jit, the model's Params sharded over the mesh:
+    adam, adamw with a weight-decay mask, multi_transform (adam for kernels, sgd for biases)."""
+    assert run_worker("nnx") == "sharding checks nnx: 3 passed, 0 failed"
+
+
 def test_state_shardings_of_params_with_an_integer_leaf_match_init():
     mesh = jax.make_mesh((1, 1), ("data", "model"), devices=jax.devices()[:1])
     params = {"w": jnp.ones((2, 3), jnp.float32), "step": jnp.zeros((), jnp.int32)}
