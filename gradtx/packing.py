@@ -75,22 +75,25 @@ class Packed:
         return cls(dict(buffers), tuple(others), layout)
 
     def unpack(self) -> Any:
-        """The params tree this was packed from, with the buffers' current values."""
-        leaves = []
-        for slot in self.layout.slots:
-            if slot.buffer is None:
-                leaves.append(self.others[slot.offset])
+        """The params tree this was packed from, with the buffers' current values.
+
+        Each buffer is cut by one `lax.split`, whose derivative is one concatenation: the gradient
+        of a loss of the unpacked tree is assembled in one pass (slices would be transposed into a
+        buffer-sized padding per leaf, a cost of leaves x parameters).
+        """
+        pieces = {}
+        for name, buffer in self.buffers.items():
+            sizes = [math.prod(slot.shape) for slot in self.layout.slots if slot.buffer == name]
+            if buffer is None:  # a tree of Nones in the params' layout (tree.trainable of one, ...)
+                pieces[name] = iter([None] * len(sizes))
                 continue
-            buffer = self.buffers[slot.buffer]
-            if buffer is None:  # a tree.trainable or a masked view: the leaf is absent too
-                leaves.append(None)
-                continue
-            size = math.prod(slot.shape)
-            leaves.append(
-                jax.lax.slice_in_dim(buffer, slot.offset, slot.offset + size, axis=-1).reshape(
-                    buffer.shape[:-1] + slot.shape
-                )
-            )
+            lead = buffer.shape[:-1]  # batch axes of stacked packs (jax.vmap, ensembles)
+            parts = jax.lax.split(buffer, sizes, axis=buffer.ndim - 1)
+            shapes = [slot.shape for slot in self.layout.slots if slot.buffer == name]
+            pieces[name] = iter([part.reshape(lead + shape) for part, shape in zip(parts, shapes, strict=True)])
+        leaves = [
+            self.others[slot.offset] if slot.buffer is None else next(pieces[slot.buffer]) for slot in self.layout.slots
+        ]
         return jax.tree.unflatten(self.layout.treedef, leaves)
 
     def __repr__(self) -> str:

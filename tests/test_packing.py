@@ -118,3 +118,12 @@ def test_pack_keeps_state_to_one_buffer_per_moment():
     params = {f"w{i}": jnp.ones((8, 8)) for i in range(100)}
     state = gradtx.adam(1e-3).init(gradtx.pack(params))
     assert len(jax.tree.leaves(state)) == 3  # mu, nu and the step count
+
+
+def test_the_gradient_through_unpack_is_one_concatenation_not_a_padding_per_leaf():
+    """Slices transpose to a buffer-sized pad each (leaves x params work: 82 ms a step instead of 1.8 ms
+    on 200 leaves in notebooks/10); one split per buffer transposes to one concatenation."""
+    packed = gradtx.pack({f"w{i}": jnp.ones((4, 4), jnp.float32) for i in range(50)})
+    jaxpr = jax.make_jaxpr(jax.grad(lambda p: sum(jnp.sum(jnp.tanh(x)) for x in jax.tree.leaves(p.unpack()))))(packed)
+    primitives = [eqn.primitive.name for eqn in jaxpr.jaxpr.eqns]
+    assert "pad" not in primitives and primitives.count("concatenate") == 1, sorted(set(primitives))
