@@ -229,8 +229,8 @@ def check_mask_leaves(builder: str, mask: Any) -> None:
 def is_function(spec: Any) -> bool:
     """Whether a mask or labels argument is a function of the params rather than a tree.
 
-    A pytree node is a tree even when callable: an equinox Module of bools is a mask, not a function
-    to call on the params (optax calls it, running the model's forward pass on them).
+    A pytree node is a tree even when callable: an equinox Module of bools (or of labels) is a mask,
+    not a function to call on the params (calling it would run the model's forward pass on them).
     """
     return callable(spec) and jax.tree_util.treedef_is_leaf(jax.tree.structure(spec))
 
