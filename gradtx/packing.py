@@ -22,6 +22,7 @@ beside the buffers, untouched; `None` leaves stay in the tree's structure.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import jax
@@ -81,15 +82,14 @@ class Packed:
         of a loss of the unpacked tree is assembled in one pass (slices would be transposed into a
         buffer-sized padding per leaf, a cost of leaves x parameters).
         """
-        pieces = {}
+        pieces: dict[str, Iterator[Any]] = {}
         for name, buffer in self.buffers.items():
-            sizes = [math.prod(slot.shape) for slot in self.layout.slots if slot.buffer == name]
+            shapes = [slot.shape for slot in self.layout.slots if slot.buffer == name]
             if buffer is None:  # a tree of Nones in the params' layout (tree.trainable of one, ...)
-                pieces[name] = iter([None] * len(sizes))
+                pieces[name] = iter([None] * len(shapes))
                 continue
             lead = buffer.shape[:-1]  # batch axes of stacked packs (jax.vmap, ensembles)
-            parts = jax.lax.split(buffer, sizes, axis=buffer.ndim - 1)
-            shapes = [slot.shape for slot in self.layout.slots if slot.buffer == name]
+            parts = jax.lax.split(buffer, [math.prod(shape) for shape in shapes], axis=buffer.ndim - 1)
             pieces[name] = iter([part.reshape(lead + shape) for part, shape in zip(parts, shapes, strict=True)])
         leaves = [
             self.others[slot.offset] if slot.buffer is None else next(pieces[slot.buffer]) for slot in self.layout.slots
