@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from digits import load_data, minibatches
 from tqdm import tqdm
 
 import gradtx
@@ -96,23 +97,6 @@ def accuracy(params, x, y) -> float:
 # Data, plot, main
 
 
-def load_data() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)  # pixel values 0..16 -> [0, 1]
-    return tuple(train_test_split(x, y.astype(np.int32), test_size=0.2, random_state=0, stratify=y))
-
-
-def minibatches(n: int, steps: int, seed: int) -> np.ndarray:
-    """Indices of shape (steps, BATCH): epochs of shuffled examples, concatenated."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * BATCH // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[: steps * BATCH].reshape(steps, BATCH).astype(np.int32)
-
-
 def plot(curves: dict[str, np.ndarray], path: Path) -> None:
     """Loss curves (a moving average over 20 steps, as minibatch losses are noisy) to a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no GUI: the Agg backend
@@ -152,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
 
     x_train, x_test, y_train, y_test = load_data()
     params = init_mlp(jax.random.key(args.seed))
-    batches = minibatches(len(x_train), args.steps, args.seed)
+    batches = minibatches(len(x_train), args.steps, (BATCH,), args.seed)
     print(
         f"MLP {'-'.join(map(str, SIZES))} (tanh, float32) on 8x8 digits: {len(x_train)} train /"
         f" {len(x_test)} test images, {args.steps} steps of minibatch {BATCH}, {jax.default_backend()}\n"

@@ -41,6 +41,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from digits import load_data, minibatches
 from tqdm import tqdm
 
 import gradtx
@@ -140,23 +141,6 @@ def max_abs(a) -> float:
 # Data, plot, main
 
 
-def load_data() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)  # pixel values 0..16 -> [0, 1]
-    return tuple(train_test_split(x, y.astype(np.int32), test_size=0.2, random_state=0, stratify=y))
-
-
-def minibatches(n: int, steps: int, k: int, b: int, seed: int) -> np.ndarray:
-    """Indices of shape (steps, k, b): epochs of shuffled examples, concatenated."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * k * b // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[: steps * k * b].reshape(steps, k, b).astype(np.int32)
-
-
 def plot(curves: dict[str, np.ndarray], path: Path) -> None:
     """Loss curves (a moving average over 20 steps, as minibatch losses are noisy) to a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no GUI: the Agg backend
@@ -202,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
 
     x_train, x_test, y_train, y_test = (jnp.asarray(a) for a in load_data())
     params = init_mlp(args.seed)
-    batches = minibatches(len(x_train), args.steps, k, b, args.seed)
+    batches = minibatches(len(x_train), args.steps, (k, b), args.seed)
     tx = gradtx.sgd(LEARNING_RATE, momentum=MOMENTUM)
     print(f"optimizer = {tx!r}")
     print(

@@ -30,6 +30,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from digits import load_data, minibatches
 from tqdm import tqdm
 
 import gradtx
@@ -104,23 +105,6 @@ def sweep(build, learning_rates, params, data, batches):
 # Data, output, main
 
 
-def load_data() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)  # pixel values 0..16 -> [0, 1]
-    return tuple(train_test_split(x, y.astype(np.int32), test_size=0.2, random_state=0, stratify=y))
-
-
-def minibatches(n: int, steps: int, seed: int) -> np.ndarray:
-    """Indices of shape (steps, BATCH): epochs of shuffled examples, concatenated."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * BATCH // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[: steps * BATCH].reshape(steps, BATCH).astype(np.int32)
-
-
 def write_csv(results: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -174,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     x_train, x_test, y_train, y_test = load_data()
     data = (x_train, y_train, x_test, y_test)
     params = init_mlp(args.seed)
-    batches = minibatches(len(x_train), args.steps, args.seed)
+    batches = minibatches(len(x_train), args.steps, (BATCH,), args.seed)
     lrs = jnp.asarray(LEARNING_RATES)
     print(
         f"MLP {'-'.join(map(str, SIZES))} (tanh, float32) on 8x8 digits, {args.steps} steps of minibatch"

@@ -29,6 +29,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from digits import load_data, minibatches
 from flax import nnx
 from tqdm import tqdm
 
@@ -86,23 +87,6 @@ def evaluate(model: MLP, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Arr
 # Data, plot, main
 
 
-def load_data() -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32)  # pixel values 0..16 -> [0, 1]
-    return tuple(train_test_split(x, y.astype(np.int32), test_size=0.2, random_state=0, stratify=y))
-
-
-def minibatches(n: int, steps: int, seed: int) -> np.ndarray:
-    """Indices of shape (steps, BATCH): epochs of shuffled examples, concatenated."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * BATCH // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[: steps * BATCH].reshape(steps, BATCH).astype(np.int32)
-
-
 def plot(losses: np.ndarray, evals: list[tuple[int, float, float]], lrs: np.ndarray, path: Path) -> None:
     """Minibatch losses with their moving average and the full training loss; the learning rate."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no GUI: the Agg backend
@@ -148,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--steps must be at least 2 (one warmup step, one decay step), got {args.steps}")
 
     x_train, x_test, y_train, y_test = (jnp.asarray(a) for a in load_data())
-    batches = minibatches(len(x_train), args.steps, args.seed)
+    batches = minibatches(len(x_train), args.steps, (BATCH,), args.seed)
 
     schedule = gradtx.warmup_cosine_decay_schedule(
         init_value=0.0, peak_value=PEAK_LR, warmup_steps=max(1, args.steps // 10), decay_steps=args.steps
