@@ -170,7 +170,7 @@ PARAMS = {"a": jnp.ones(3, jnp.float32), "b": jnp.ones(2, jnp.float32)}
             {"a": jnp.ones(3, jnp.float32)},
             None,
             "scale_by_adam: the gradients do not match state.mu: ['b'] is in state.mu, not in the gradients."
-            " Was the state built by this transformation's init, from params of this structure?",
+            " Was the state built by this transformation's init, from params of this structure and these shapes?",
         ),
     ],
     ids=["missing-leaf", "shape", "integer-grads", "state"],

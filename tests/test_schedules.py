@@ -474,7 +474,7 @@ INVALID = [
     (
         lambda: gradtx.sgdr_schedule([dict(init_value=0.0, peak_value=1.0, warmup_steps=10, decay_steps=5)]),
         ValueError,
-        "warmup_cosine_decay_schedule: decay_steps counts the warmup too",
+        "sgdr_schedule: cosine_kwargs[0]['decay_steps'] counts the warmup too",
     ),
     (
         lambda: gradtx.inverse_time_decay(1.0, -0.5),

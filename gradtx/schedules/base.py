@@ -14,14 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.checks import check, is_tracer
+from gradtx.checks import NONNEG, ArgumentTypeError, check, is_tracer
 
-REAL = "(-inf, inf)"
-NONNEG = "[0, inf)"
-POSITIVE = "(0, inf)"
 STEPS = "[0, inf)"  # a step count or boundary
 CYCLE = "[1, inf)"  # a length a value is divided by
-FRACTION = "[0, 1]"
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
@@ -32,14 +28,14 @@ F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 def _integer(builder: str, name: str, value: Any) -> int:
     """A concrete integer (steps fix where a schedule changes); an integral float is accepted."""
     if is_tracer(value):
-        raise TypeError(f"{builder}: {name} must be a concrete integer number of steps, got a traced value")
+        raise ArgumentTypeError(builder, name, "must be a concrete integer number of steps, got a traced value")
     if isinstance(value, np.generic | np.ndarray | jax.Array) and np.ndim(value) == 0:
         value = value.item()
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise TypeError(f"{builder}: {name} must be an integer number of steps, got {value!r}")
+    raise ArgumentTypeError(builder, name, f"must be an integer number of steps, got {value!r}")
 
 
 def _steps(builder: str, **named: tuple[Any, str]) -> list[int]:
@@ -52,15 +48,9 @@ def _steps(builder: str, **named: tuple[Any, str]) -> list[int]:
 def _concrete(builder: str, name: str, value: Any, spec: str) -> Any:
     """A number that decides where a schedule changes (a fraction of steps): never a tracer."""
     if is_tracer(value):
-        raise TypeError(f"{builder}: {name} must be a concrete number (it sets a boundary), got a traced value")
+        raise ArgumentTypeError(builder, name, "must be a concrete number (it sets a boundary), got a traced value")
     check(builder, **{name: (value, spec)})
     return value
-
-
-def _flag(builder: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{builder}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _pairs(builder: str, boundaries_and_scales: Any) -> tuple[tuple[int, Any], ...] | None:
@@ -72,10 +62,12 @@ def _pairs(builder: str, boundaries_and_scales: Any) -> tuple[tuple[int, Any], .
     elif isinstance(boundaries_and_scales, Iterable) and not isinstance(boundaries_and_scales, str):
         items = list(boundaries_and_scales)
         if not all(isinstance(p, tuple | list) and len(p) == 2 for p in items):
-            raise TypeError(f"{builder}: boundaries_and_scales must be a dict {{step: scale}} or (step, scale) pairs")
+            raise ArgumentTypeError(
+                builder, "boundaries_and_scales", "must be a dict {step: scale} or (step, scale) pairs"
+            )
     else:
-        raise TypeError(
-            f"{builder}: boundaries_and_scales must be a dict {{step: scale}}, got {boundaries_and_scales!r}"
+        raise ArgumentTypeError(
+            builder, "boundaries_and_scales", f"must be a dict {{step: scale}}, got {boundaries_and_scales!r}"
         )
     pairs = []
     for b, s in items:

@@ -6,10 +6,9 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import Bound, Hyperparams, schedule
-from gradtx.checks import check
+from gradtx.checks import FRACTION, check
 from gradtx.schedules.base import (
     CYCLE,
-    FRACTION,
     _count,
     _dtypes,
     _steps,

@@ -11,12 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.base import Bound, Hyperparams, schedule
-from gradtx.checks import check, check_schedule
+from gradtx.checks import FRACTION, POSITIVE, REAL, ArgumentValueError, arguments_of, check, check_schedule
 from gradtx.schedules.base import (
     CYCLE,
-    FRACTION,
-    POSITIVE,
-    REAL,
     STEPS,
     _concrete,
     _count,
@@ -89,7 +86,7 @@ def piecewise_interpolate_schedule(
     """
     builder = "piecewise_interpolate_schedule"
     if interpolate_type not in ("linear", "cosine"):
-        raise ValueError(f"{builder}: interpolate_type must be 'linear' or 'cosine', got {interpolate_type!r}")
+        raise ArgumentValueError(builder, "interpolate_type", f"must be 'linear' or 'cosine', got {interpolate_type!r}")
     check(builder, init_value=(init_value, REAL))
     pairs = _pairs(builder, boundaries_and_scales)
     return schedule(
@@ -225,7 +222,9 @@ def linear_onecycle_schedule(
     start = _concrete(builder, "pct_start", pct_start, FRACTION)
     final = _concrete(builder, "pct_final", pct_final, FRACTION)
     if final < start:
-        raise ValueError(f"{builder}: pct_final must be at least pct_start, got pct_start={start}, pct_final={final}")
+        raise ArgumentValueError(
+            builder, "pct_final", f"must be at least pct_start, got pct_start={start}, pct_final={final}"
+        )
     return schedule(
         builder, _onecycle,
         transition_steps=steps, peak_value=peak_value, pct_start=start, pct_final=final,
@@ -265,7 +264,8 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, Any] | Bound]) -> Bound:
         if isinstance(kwargs, Bound) and kwargs.hp.builder == "warmup_cosine_decay_schedule":
             cycles.append(kwargs)
         elif isinstance(kwargs, Mapping):
-            cycles.append(warmup_cosine_decay_schedule(**kwargs))
+            with arguments_of(builder, {name: f"cosine_kwargs[{i}][{name!r}]" for name in kwargs}):
+                cycles.append(warmup_cosine_decay_schedule(**kwargs))
         else:
             raise TypeError(
                 f"{builder}: cosine_kwargs[{i}] must be a dict of warmup_cosine_decay_schedule's arguments,"

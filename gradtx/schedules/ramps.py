@@ -6,18 +6,14 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import Bound, Hyperparams, schedule
-from gradtx.checks import check
+from gradtx.checks import NONNEG, OR_NONE, POSITIVE, REAL, ArgumentValueError, check, check_flag
 from gradtx.schedules.base import (
     CYCLE,
-    NONNEG,
-    POSITIVE,
-    REAL,
     STEPS,
     _cosine,
     _count,
     _dtypes,
     _exponential,
-    _flag,
     _polynomial,
     _steps,
     _warmup,
@@ -146,14 +142,16 @@ def exponential_decay(
     [1.0, 1.0, 0.5, 0.25]
     """
     builder = "exponential_decay"
-    check(builder, init_value=(init_value, REAL), decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL))
+    check(
+        builder, init_value=(init_value, REAL), decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL + OR_NONE)
+    )
     steps, begin = _steps(
         builder, transition_steps=(transition_steps, CYCLE), transition_begin=(transition_begin, STEPS)
     )
     return schedule(
         builder, _exp,
         init_value=init_value, transition_steps=steps, decay_rate=decay_rate, transition_begin=begin,
-        staircase=_flag(builder, "staircase", staircase), end_value=end_value,
+        staircase=check_flag(builder, "staircase", staircase), end_value=end_value,
     )  # fmt: skip
 
 
@@ -196,7 +194,7 @@ def inverse_time_decay(
     return schedule(
         builder, _inverse_time,
         init_value=init_value, decay_rate=decay_rate, transition_steps=steps, transition_begin=begin,
-        staircase=_flag(builder, "staircase", staircase),
+        staircase=check_flag(builder, "staircase", staircase),
     )  # fmt: skip
 
 
@@ -294,10 +292,10 @@ def warmup_cosine_decay_schedule(
     )  # fmt: skip
     warmup, steps = _steps(builder, warmup_steps=(warmup_steps, STEPS), decay_steps=(decay_steps, CYCLE))
     if steps <= warmup:
-        raise ValueError(
-            f"{builder}: decay_steps counts the warmup too, so it must exceed warmup_steps, got"
-            f" decay_steps={steps}, warmup_steps={warmup}"
-        )
+        raise ArgumentValueError(
+            builder, "decay_steps",
+            f"counts the warmup too, so it must exceed warmup_steps, got decay_steps={steps}, warmup_steps={warmup}",
+        )  # fmt: skip
     return schedule(
         builder, _warmup_cosine,
         init_value=init_value, peak_value=peak_value, warmup_steps=warmup, decay_steps=steps,
@@ -343,7 +341,7 @@ def warmup_exponential_decay_schedule(
     builder = "warmup_exponential_decay_schedule"
     check(
         builder, init_value=(init_value, REAL), peak_value=(peak_value, REAL),
-        decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL),
+        decay_rate=(decay_rate, POSITIVE), end_value=(end_value, REAL + OR_NONE),
     )  # fmt: skip
     warmup, steps, begin = _steps(
         builder, warmup_steps=(warmup_steps, STEPS), transition_steps=(transition_steps, CYCLE),
@@ -352,7 +350,7 @@ def warmup_exponential_decay_schedule(
     return schedule(
         builder, _warmup_exp,
         init_value=init_value, peak_value=peak_value, warmup_steps=warmup, transition_steps=steps,
-        decay_rate=decay_rate, transition_begin=begin, staircase=_flag(builder, "staircase", staircase),
+        decay_rate=decay_rate, transition_begin=begin, staircase=check_flag(builder, "staircase", staircase),
         end_value=end_value,
     )  # fmt: skip
 

@@ -19,7 +19,7 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, check_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype
 from gradtx.combine import chain
 from gradtx.transforms.adam import corrected_first_moment
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -112,10 +112,11 @@ def adabelief(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("adabelief", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("adabelief"):
+        return chain(
+            scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["ScaleByBeliefState", "adabelief", "scale_by_belief"]

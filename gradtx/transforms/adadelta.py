@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, ScalarOrSchedule, Updates, transformation
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, is_zero
+from gradtx.checks import LEARNING_RATE, NONNEG, OR_NONE, UNIT, arguments_of, check, is_zero
 from gradtx.combine import chain
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -81,12 +81,13 @@ def adadelta(
     >>> gradtx.adadelta()
     chain(scale_by_adadelta(rho=0.9, eps=1e-06), scale_by_learning_rate(learning_rate=1.0, flip_sign=True))
     """
-    check("adadelta", learning_rate=(learning_rate, LEARNING_RATE))
-    learning_rate = 1.0 if learning_rate is None else learning_rate
-    members = [scale_by_adadelta(rho=rho, eps=eps), scale_by_learning_rate(learning_rate)]
-    if not (is_zero(weight_decay) and weight_decay_mask is None):
-        members.insert(0, add_decayed_weights(weight_decay, mask=weight_decay_mask))
-    return chain(*members)
+    check("adadelta", learning_rate=(learning_rate, LEARNING_RATE + OR_NONE))
+    with arguments_of("adadelta", {"add_decayed_weights.mask": "weight_decay_mask"}):
+        learning_rate = 1.0 if learning_rate is None else learning_rate
+        members = [scale_by_adadelta(rho=rho, eps=eps), scale_by_learning_rate(learning_rate)]
+        if not (is_zero(weight_decay) and weight_decay_mask is None):
+            members.insert(0, add_decayed_weights(weight_decay, mask=weight_decay_mask))
+        return chain(*members)
 
 
 __all__ = ["ScaleByAdaDeltaState", "adadelta", "scale_by_adadelta"]

@@ -33,12 +33,11 @@ from gradtx.base import (
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
-    Updates,
     next_count,
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, check
+from gradtx.checks import COUNT, LEARNING_RATE, NONNEG, OR_NONE, ArgumentTypeError, PerLeaf, arguments_of, check
 from gradtx.combine import chain
 from gradtx.packing import require_leaves
 from gradtx.transforms.layerwise import clip_by_block_rms, scale_by_param_block_rms
@@ -62,9 +61,9 @@ class FactoredState(NamedTuple):
     uses one kind; the other fields hold a (1,) placeholder there, as in optax. All real, >= float32."""
 
     count: Count
-    v_row: Updates
-    v_col: Updates
-    v: Updates
+    v_row: PerLeaf
+    v_col: PerLeaf
+    v: PerLeaf
 
 
 def decay_rate_pow(i: jax.Array, exponent: Any = 0.8) -> jax.Array:
@@ -173,13 +172,14 @@ def scale_by_factored_rms(
     """
     check(
         "scale_by_factored_rms",
-        decay_rate=(decay_rate, NONNEG), step_offset=(step_offset, NONNEG),
-        min_dim_size_to_factor=(min_dim_size_to_factor, NONNEG), epsilon=(epsilon, NONNEG),
+        decay_rate=(decay_rate, NONNEG), step_offset=(step_offset, COUNT),
+        min_dim_size_to_factor=(min_dim_size_to_factor, COUNT), epsilon=(epsilon, NONNEG),
     )  # fmt: skip
     if not callable(decay_rate_fn):
-        raise TypeError(
-            "scale_by_factored_rms: decay_rate_fn must be a function (count, decay_rate) -> decay,"
-            f" got {decay_rate_fn!r}"
+        raise ArgumentTypeError(
+            "scale_by_factored_rms",
+            "decay_rate_fn",
+            f"must be a function (count, decay_rate) -> decay, got {decay_rate_fn!r}",
         )
     return transformation(
         "scale_by_factored_rms", _init_factored, _update_factored,
@@ -225,20 +225,32 @@ def adafactor(
           epsilon=1e-30), clip_by_block_rms(threshold=1.0), scale_by_learning_rate(learning_rate=0.01, flip_sign=False),
           scale_by_param_block_rms(min_scale=0.001), scale(step_size=-1))
     """
-    check("adafactor", learning_rate=(learning_rate, LEARNING_RATE))
-    members = [scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)]
-    if clipping_threshold is not None:
-        members.append(clip_by_block_rms(clipping_threshold))
-    if learning_rate is not None:
-        members.append(scale_by_learning_rate(learning_rate, flip_sign=False))
-    if multiply_by_parameter_scale:
-        members.append(scale_by_param_block_rms())
-    if momentum is not None:
-        members.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
-    if weight_decay_rate is not None:
-        members.append(add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
-    members.append(scale(-1))  # descend
-    return chain(*members)
+    check("adafactor", learning_rate=(learning_rate, LEARNING_RATE + OR_NONE))
+    with arguments_of(
+        "adafactor",
+        {
+            "scale_by_factored_rms.epsilon": "eps",
+            "scale_by_factored_rms.step_offset": "decay_offset",
+            "clip_by_block_rms.threshold": "clipping_threshold",
+            "ema.decay": "momentum",
+            "ema.accumulator_dtype": "dtype_momentum",
+            "add_decayed_weights.weight_decay": "weight_decay_rate",
+            "add_decayed_weights.mask": "weight_decay_mask",
+        },
+    ):
+        members = [scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor, eps)]
+        if clipping_threshold is not None:
+            members.append(clip_by_block_rms(clipping_threshold))
+        if learning_rate is not None:
+            members.append(scale_by_learning_rate(learning_rate, flip_sign=False))
+        if multiply_by_parameter_scale:
+            members.append(scale_by_param_block_rms())
+        if momentum is not None:
+            members.append(ema(momentum, debias=False, accumulator_dtype=dtype_momentum))
+        if weight_decay_rate is not None:
+            members.append(add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
+        members.append(scale(-1))  # descend
+        return chain(*members)
 
 
 __all__ = ["FactoredState", "adafactor", "scale_by_factored_rms"]

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, ScalarOrSchedule, Updates, transformation
-from gradtx.checks import LEARNING_RATE, NONNEG, check
+from gradtx.checks import LEARNING_RATE, NONNEG, arguments_of, check
 from gradtx.combine import chain
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -88,10 +88,11 @@ def adagrad(
           scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     """
     check("adagrad", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("adagrad"):
+        return chain(
+            scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["ScaleByRssState", "adagrad", "scale_by_rss"]

@@ -36,7 +36,7 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, SCHEDULE, UNIT, check, check_dtype, first_moment_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype, first_moment_dtype
 from gradtx.combine import chain
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -114,22 +114,6 @@ def scale_by_adam(
         "scale_by_adam", _init_adam, _update_adam,
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, accumulator_dtype=dtype, nesterov=nesterov,
     )  # fmt: skip
-
-
-def _divide_by_rms(hp: Hyperparams, g, second_moment):
-    """g / sqrt(nu + eps) (eps_in_sqrt) or g / (sqrt(nu) + eps): the two placements courses teach."""
-    if hp.eps_in_sqrt:
-        return tree.div_sqrt(g, second_moment, eps_root=hp.eps)
-    return tree.div_sqrt(g, second_moment, hp.eps)
-
-
-def _check_rms(builder: str, decay: Any, eps: Any, initial_scale: Any, bias_correction: bool) -> None:
-    check(builder, decay=(decay, UNIT + SCHEDULE), eps=(eps, NONNEG), initial_scale=(initial_scale, NONNEG))
-    if bias_correction and callable(decay):
-        raise TypeError(
-            f"{builder}: bias_correction=True needs a constant decay (1 - decay^t undoes an average"
-            " with a fixed decay), got a schedule. Pass a number, or bias_correction=False."
-        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -277,10 +261,11 @@ def adam(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("adam", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("adam"):
+        return chain(
+            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 def adamw(
@@ -310,11 +295,12 @@ def adamw(
           add_decayed_weights(weight_decay=0.0001), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("adamw", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("adamw"):
+        return chain(
+            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 def nadam(
@@ -339,10 +325,11 @@ def nadam(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("nadam", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("nadam"):
+        return chain(
+            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 def adamax(
@@ -363,10 +350,11 @@ def adamax(
     chain(scale_by_adamax(b1=0.9, b2=0.999, eps=1e-08), scale_by_learning_rate(learning_rate=0.002, flip_sign=True))
     """
     check("adamax", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("adamax"):
+        return chain(
+            scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 def amsgrad(
@@ -391,13 +379,14 @@ def amsgrad(
           bias_correction_nu=True), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("amsgrad", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_amsgrad(
-            b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu,
-            accumulator_dtype=accumulator_dtype,
-        ),
-        scale_by_learning_rate(learning_rate),
-    )  # fmt: skip
+    with arguments_of("amsgrad"):
+        return chain(
+            scale_by_amsgrad(
+                b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu,
+                accumulator_dtype=accumulator_dtype,
+            ),
+            scale_by_learning_rate(learning_rate),
+        )  # fmt: skip
 
 
 __all__ = [

@@ -38,7 +38,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, ScalarOrSchedule, Updates, init_empty, transformation
-from gradtx.checks import LEARNING_RATE, NONNEG, check, require_params
+from gradtx.checks import LEARNING_RATE, NONNEG, arguments_of, check, require_params
 from gradtx.combine import chain, masked
 from gradtx.packing import require_leaves
 from gradtx.transforms.adam import scale_by_adam
@@ -245,12 +245,13 @@ def lamb(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("lamb", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_adam(b1, b2, eps, eps_root, accumulator_dtype=accumulator_dtype),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_trust_ratio(),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("lamb"):
+        return chain(
+            scale_by_adam(b1, b2, eps, eps_root, accumulator_dtype=accumulator_dtype),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_trust_ratio(),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 def lars(
@@ -286,12 +287,13 @@ def lars(
           scale_by_learning_rate(learning_rate=0.1, flip_sign=True), trace(decay=0.9, nesterov=False))
     """
     check("lars", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        add_decayed_weights(weight_decay, mask=weight_decay_mask),
-        masked(scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps), mask=trust_ratio_mask),
-        scale_by_learning_rate(learning_rate),
-        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-    )
+    with arguments_of("lars", {"trace.decay": "momentum"}):
+        return chain(
+            add_decayed_weights(weight_decay, mask=weight_decay_mask),
+            masked(scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps), mask=trust_ratio_mask),
+            scale_by_learning_rate(learning_rate),
+            trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+        )
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, first_moment_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, ArgumentValueError, arguments_of, check, first_moment_dtype
 from gradtx.combine import chain
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -90,7 +90,7 @@ def scale_by_lion(
     """
     check("scale_by_lion", b1=(b1, "[0, 1]"), b2=(b2, UNIT), smooth_beta=(smooth_beta, NONNEG))
     if mode not in LION_MODES:
-        raise ValueError(f"scale_by_lion: mode must be one of {LION_MODES}, got {mode!r}")
+        raise ArgumentValueError("scale_by_lion", "mode", f"must be one of {LION_MODES}, got {mode!r}")
     dtype = first_moment_dtype("scale_by_lion", mu_dtype, accumulator_dtype)
     return transformation(
         "scale_by_lion", _init_lion, _update_lion,
@@ -125,11 +125,12 @@ def lion(
           scale_by_learning_rate(learning_rate=0.0001, flip_sign=True))
     """
     check("lion", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_lion(b1, b2, mu_dtype, accumulator_dtype=accumulator_dtype),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("lion"):
+        return chain(
+            scale_by_lion(b1, b2, mu_dtype, accumulator_dtype=accumulator_dtype),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["ScaleByLionState", "lion", "scale_by_lion"]

@@ -29,7 +29,7 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, MOMENTUM, SCHEDULE, UNIT, check, check_dtype
+from gradtx.checks import LEARNING_RATE, MOMENTUM, SCHEDULE, UNIT, ArgumentTypeError, arguments_of, check, check_dtype
 from gradtx.combine import chain
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -38,10 +38,11 @@ def _require_constant_decay(builder: str, decay: Any, fix: str) -> None:
     # 1 - a^t undoes the zero start of an EMA only when a is constant; with a schedule the weight of
     # the zero start is prod_j a_j, which the state does not keep.
     if callable(decay):
-        raise TypeError(
-            f"{builder}: the bias correction 1 - decay^t assumes a constant decay, got the schedule"
-            f" {getattr(decay, '__qualname__', decay)!r}. {fix}"
-        )
+        raise ArgumentTypeError(
+            builder, "decay",
+            "must be a number: the bias correction 1 - decay^t assumes a constant decay, got the schedule"
+            f" {getattr(decay, '__qualname__', decay)!r}. {fix}",
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -307,12 +308,13 @@ def sgd(
     chain(trace(decay=0.9, nesterov=False), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     """
     check("sgd", learning_rate=(learning_rate, LEARNING_RATE))
-    if momentum is None:
-        return chain(scale_by_learning_rate(learning_rate))
-    return chain(
-        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("sgd", {"trace.decay": "momentum"}):
+        if momentum is None:
+            return chain(scale_by_learning_rate(learning_rate))
+        return chain(
+            trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, check
+from gradtx.checks import LEARNING_RATE, NONNEG, ArgumentTypeError, arguments_of, check
 from gradtx.combine import chain
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -78,10 +78,12 @@ def _key_argument(key: Any) -> Any:
             key = jax.random.key_data(key)
         array = np.asarray(key)
         if not jnp.issubdtype(array.dtype, jnp.integer):
-            raise TypeError(f"add_noise: key must be an int seed or a PRNG key, got an array of {array.dtype}")
+            raise ArgumentTypeError(
+                "add_noise", "key", f"must be an int seed or a PRNG key, got an array of {array.dtype}"
+            )
         return int(array) if array.ndim == 0 else tuple(int(k) for k in array.ravel())
     if isinstance(key, bool) or not isinstance(key, int | tuple | jax.core.Tracer):
-        raise TypeError(f"add_noise: key must be an int seed or a PRNG key, got {key!r}")
+        raise ArgumentTypeError("add_noise", "key", f"must be an int seed or a PRNG key, got {key!r}")
     return key
 
 
@@ -103,7 +105,7 @@ def add_noise(eta: float, gamma: float, key: Any = None, *, seed: Any = None) ->
     """
     if seed is not None:
         if key is not None:
-            raise TypeError("add_noise: pass key or its older name seed, not both")
+            raise ArgumentTypeError("add_noise", None, "pass key or its older name seed, not both")
         key = seed
     check("add_noise", eta=(eta, NONNEG), gamma=(gamma, NONNEG))
     return transformation("add_noise", _init_noise, _update_noise, eta=eta, gamma=gamma, key=_key_argument(key))
@@ -131,7 +133,8 @@ def noisy_sgd(
     chain(add_noise(eta=0.01, gamma=0.55, key=1), scale_by_learning_rate(learning_rate=0.01, flip_sign=True))
     """
     check("noisy_sgd", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(add_noise(eta, gamma, key, seed=seed), scale_by_learning_rate(learning_rate))
+    with arguments_of("noisy_sgd"):
+        return chain(add_noise(eta, gamma, key, seed=seed), scale_by_learning_rate(learning_rate))
 
 
 __all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]

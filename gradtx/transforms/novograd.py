@@ -22,7 +22,17 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, first_moment_dtype, is_zero, require_params
+from gradtx.checks import (
+    LEARNING_RATE,
+    NONNEG,
+    UNIT,
+    PerLeaf,
+    arguments_of,
+    check,
+    first_moment_dtype,
+    is_zero,
+    require_params,
+)
 from gradtx.combine import chain
 from gradtx.packing import require_leaves
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -36,7 +46,7 @@ class ScaleByNovogradState(NamedTuple):
 
     count: Count
     mu: Updates
-    nu: Updates
+    nu: PerLeaf  # one 0-d moment a leaf
 
 
 def _init_novograd(hp: Hyperparams, params) -> ScaleByNovogradState:
@@ -126,10 +136,11 @@ def novograd(
           scale_by_learning_rate(learning_rate=0.01, flip_sign=True))
     """
     check("novograd", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_novograd(b1, b2, eps, eps_root, weight_decay, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("novograd"):
+        return chain(
+            scale_by_novograd(b1, b2, eps, eps_root, weight_decay, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["ScaleByNovogradState", "novograd", "scale_by_novograd"]

@@ -21,7 +21,7 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, check_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype
 from gradtx.combine import chain
 from gradtx.transforms.adam import ScaleByAdamState, corrected_first_moment
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -143,10 +143,11 @@ def radam(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("radam", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("radam"):
+        return chain(
+            scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["radam", "scale_by_radam"]

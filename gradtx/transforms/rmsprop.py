@@ -24,7 +24,7 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, SCHEDULE, UNIT, check, check_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, SCHEDULE, UNIT, ArgumentTypeError, arguments_of, check, check_dtype
 from gradtx.combine import chain
 from gradtx.transforms.momentum import trace
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -40,10 +40,11 @@ def _divide_by_rms(hp: Hyperparams, g, second_moment):
 def _check_rms(builder: str, decay: Any, eps: Any, initial_scale: Any, bias_correction: bool) -> None:
     check(builder, decay=(decay, UNIT + SCHEDULE), eps=(eps, NONNEG), initial_scale=(initial_scale, NONNEG))
     if bias_correction and callable(decay):
-        raise TypeError(
-            f"{builder}: bias_correction=True needs a constant decay (1 - decay^t undoes an average"
-            " with a fixed decay), got a schedule. Pass a number, or bias_correction=False."
-        )
+        raise ArgumentTypeError(
+            builder, "decay",
+            "must be a number when bias_correction=True (1 - decay^t undoes an average with a fixed decay),"
+            " got a schedule. Pass a number, or bias_correction=False.",
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -207,19 +208,20 @@ def rmsprop(
           scale_by_learning_rate(learning_rate=0.01, flip_sign=True), trace(decay=0.9, nesterov=False))
     """
     check("rmsprop", learning_rate=(learning_rate, LEARNING_RATE))
-    if centered:
-        precondition = scale_by_stddev(
-            decay, eps, initial_scale, eps_in_sqrt, bias_correction, accumulator_dtype=accumulator_dtype
+    with arguments_of("rmsprop", {"trace.decay": "momentum"}):
+        if centered:
+            precondition = scale_by_stddev(
+                decay, eps, initial_scale, eps_in_sqrt, bias_correction, accumulator_dtype=accumulator_dtype
+            )
+        else:
+            precondition = scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
+        if momentum is None:
+            return chain(precondition, scale_by_learning_rate(learning_rate))
+        return chain(
+            precondition,
+            scale_by_learning_rate(learning_rate),
+            trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
         )
-    else:
-        precondition = scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction)
-    if momentum is None:
-        return chain(precondition, scale_by_learning_rate(learning_rate))
-    return chain(
-        precondition,
-        scale_by_learning_rate(learning_rate),
-        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-    )
 
 
 __all__ = ["ScaleByRStdDevState", "ScaleByRmsState", "rmsprop", "scale_by_rms", "scale_by_stddev"]

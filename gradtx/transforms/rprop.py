@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, Updates, transformation
-from gradtx.checks import NONNEG, check
+from gradtx.checks import NONNEG, ArgumentValueError, arguments_of, check
 from gradtx.combine import chain
 from gradtx.transforms.scaling import scale
 
@@ -98,8 +98,8 @@ def scale_by_rprop(
     )  # fmt: skip
     numbers = isinstance(min_step_size, int | float) and isinstance(max_step_size, int | float)
     if numbers and min_step_size > max_step_size:
-        raise ValueError(
-            f"scale_by_rprop: min_step_size must be <= max_step_size, got {min_step_size!r} > {max_step_size!r}"
+        raise ArgumentValueError(
+            "scale_by_rprop", "min_step_size", f"must be <= max_step_size, got {min_step_size!r} > {max_step_size!r}"
         )
     return transformation(
         "scale_by_rprop", _init_rprop, _update_rprop,
@@ -132,7 +132,8 @@ def rprop(
           scale(step_size=-1.0))
     """
     check("rprop", learning_rate=(learning_rate, "[0, inf)"))
-    return chain(scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size), scale(-1.0))
+    with arguments_of("rprop"):
+        return chain(scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size), scale(-1.0))
 
 
 __all__ = ["ScaleByRpropState", "rprop", "scale_by_rprop"]

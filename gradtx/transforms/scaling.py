@@ -15,13 +15,14 @@ from gradtx.base import (
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
+    Schedule,
     init_empty,
     next_count,
     transformation,
     value_at,
     zero_count,
 )
-from gradtx.checks import SCHEDULE, check, check_schedule
+from gradtx.checks import REAL, SCHEDULE, ArgumentTypeError, check, check_schedule
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -41,7 +42,7 @@ def scale(step_size: float) -> GradientTransformation:
     >>> gradtx.scale(0.5)
     scale(step_size=0.5)
     """
-    check("scale", step_size=(step_size, "[-inf, inf]"))  # a schedule goes to scale_by_schedule
+    check("scale", step_size=(step_size, REAL))  # a schedule goes to scale_by_schedule
     return transformation("scale", init_empty, _scale_update, step_size=step_size)
 
 
@@ -54,10 +55,12 @@ def _schedule_update(hp: Hyperparams, updates, state: ScaleByScheduleState, para
     return tree.scale(step, updates), ScaleByScheduleState(count=next_count(state.count))
 
 
-def scale_by_schedule(step_size_fn: ScalarOrSchedule) -> GradientTransformation:
+def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """Multiplies updates by `step_size_fn(k)`, k = the number of updates already applied."""
     if not callable(step_size_fn):
-        raise TypeError(f"scale_by_schedule: step_size_fn must be a schedule count -> scalar, got {step_size_fn!r}")
+        raise ArgumentTypeError(
+            "scale_by_schedule", "step_size_fn", f"must be a schedule count -> scalar, got {step_size_fn!r}"
+        )
     check_schedule("scale_by_schedule", "step_size_fn", step_size_fn)
     return transformation("scale_by_schedule", _count_init, _schedule_update, step_size_fn=step_size_fn)
 
@@ -83,7 +86,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     >>> gradtx.scale_by_learning_rate(0.1)
     scale_by_learning_rate(learning_rate=0.1, flip_sign=True)
     """
-    check("scale_by_learning_rate", learning_rate=(learning_rate, "[-inf, inf]" + SCHEDULE))
+    check("scale_by_learning_rate", learning_rate=(learning_rate, REAL + SCHEDULE))
     if callable(learning_rate):
         return transformation(
             "scale_by_learning_rate", _count_init, _lr_schedule_update,

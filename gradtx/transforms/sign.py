@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import GradientTransformation, Hyperparams, ScalarOrSchedule, init_empty, transformation
-from gradtx.checks import LEARNING_RATE, check
+from gradtx.checks import LEARNING_RATE, arguments_of, check
 from gradtx.combine import chain
 from gradtx.transforms.momentum import ema
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -45,7 +45,8 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
     chain(scale_by_sign(), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("sign_sgd", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
+    with arguments_of("sign_sgd"):
+        return chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
 
 
 def signum(
@@ -61,11 +62,12 @@ def signum(
     chain(ema(decay=0.9, debias=False), scale_by_sign(), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     check("signum", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
-        scale_by_sign(),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("signum", {"ema.decay": "beta"}):
+        return chain(
+            ema(beta, debias=False, accumulator_dtype=accumulator_dtype),
+            scale_by_sign(),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["scale_by_sign", "sign_sgd", "signum"]

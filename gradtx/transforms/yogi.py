@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, ScalarOrSchedule, next_count, transformation, zero_count
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, check, check_dtype
+from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype
 from gradtx.combine import chain
 from gradtx.transforms.adam import ScaleByAdamState
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -104,10 +104,11 @@ def yogi(
           scale_by_learning_rate(learning_rate=0.01, flip_sign=True))
     """
     check("yogi", learning_rate=(learning_rate, LEARNING_RATE))
-    return chain(
-        scale_by_yogi(b1, b2, eps, accumulator_dtype=accumulator_dtype),
-        scale_by_learning_rate(learning_rate),
-    )
+    with arguments_of("yogi"):
+        return chain(
+            scale_by_yogi(b1, b2, eps, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
 
 
 __all__ = ["scale_by_yogi", "yogi"]

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import Count, GradientTransformation, Hyperparams, OptState, Updates, next_count, zero_count
-from gradtx.checks import check
+from gradtx.checks import COUNT, check
 from gradtx.combine import check_members, update_one, wrapper
 
 # ---------------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: int) 
     apply_if_finite(chain(scale_by_learning_rate(learning_rate=0.1, flip_sign=True)), max_consecutive_errors=5)
     """
     check_members("apply_if_finite", (inner,))
-    check("apply_if_finite", max_consecutive_errors=(max_consecutive_errors, "[0, inf)"))
+    check("apply_if_finite", max_consecutive_errors=(max_consecutive_errors, COUNT))
     return wrapper(
         "apply_if_finite", _init_apply_if_finite, _update_apply_if_finite, inner,
         max_consecutive_errors=max_consecutive_errors,

@@ -27,7 +27,7 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
-from gradtx.checks import check_dtype
+from gradtx.checks import ArgumentTypeError, arguments_of, check_dtype, check_schedule
 from gradtx.combine import check_members, update_one, wrapper
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,8 +135,18 @@ def _bind(injector: Hyperparams, *args: Any, **kwargs: Any) -> dict[str, Any]:
 def _build_injected(injector: Hyperparams, /, *args: Any, **kwargs: Any) -> GradientTransformation:
     arguments = _bind(injector, *args, **kwargs)
     recipe, numbers, schedules, _ = _parts(injector, arguments)
+    called = f"inject_hyperparams({injector.args[0].__qualname__})"  # what the user called, for errors
+    for name, fn in schedules.items():
+        try:
+            check_schedule(called, name, fn)
+        except ArgumentTypeError as e:
+            fix = f"inject_hyperparams({injector.args[0].__qualname__}, static_args=({name!r},))"
+            raise ArgumentTypeError(
+                called, name, f"{e.detail}. A callable is taken as a schedule; if {name} is not one, pass {fix}"
+            ) from None
     # Built once now with the numbers as given (schedules at step 0), so that the builder checks them.
-    inner = _build_inner(recipe, numbers | {name: value_at(s, zero_count()) for name, s in schedules.items()})
+    with arguments_of(called):
+        inner = _build_inner(recipe, numbers | {name: value_at(s, zero_count()) for name, s in schedules.items()})
     check_members("inject_hyperparams", (inner,))
     return wrapper(
         "inject_hyperparams", _init_injected, _update_injected, _Injector(_build_injected, injector),

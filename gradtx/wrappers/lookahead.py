@@ -19,7 +19,7 @@ from gradtx.base import (
     next_count,
     zero_count,
 )
-from gradtx.checks import check, check_matching_trees, require_params
+from gradtx.checks import FRACTION, POSITIVE_COUNT, check, check_matching_trees, require_params
 from gradtx.combine import check_members, update_one
 
 # ---------------------------------------------------------------------------------------------------
@@ -113,9 +113,7 @@ def lookahead(
     >>> params = gradtx.apply_updates(params, updates)
     """
     check_members("lookahead", (fast_optimizer,))
-    check("lookahead", sync_period=(sync_period, "[1, inf)"), slow_step_size=(slow_step_size, "[0, 1]"))
-    if isinstance(sync_period, float):
-        raise TypeError(f"lookahead: sync_period must be an integer, got {sync_period!r}")
+    check("lookahead", sync_period=(sync_period, POSITIVE_COUNT), slow_step_size=(slow_step_size, FRACTION))
     hp = Hyperparams(
         "lookahead", (fast_optimizer,),
         {"sync_period": sync_period, "slow_step_size": slow_step_size, "reset_state": reset_state},

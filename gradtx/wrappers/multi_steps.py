@@ -24,7 +24,7 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
-from gradtx.checks import SCHEDULE, check, check_dtype
+from gradtx.checks import POSITIVE_COUNT, SCHEDULE, check, check_dtype
 from gradtx.combine import check_members, update_one, wrapper
 
 # ---------------------------------------------------------------------------------------------------
@@ -172,9 +172,7 @@ class MultiSteps:
         accumulator_dtype: Any = None,
     ):
         check_members("MultiSteps", (opt,))
-        check("MultiSteps", every_k_schedule=(every_k_schedule, "[1, inf)" + SCHEDULE))
-        if isinstance(every_k_schedule, float):
-            raise TypeError(f"MultiSteps: every_k_schedule must be an integer or a schedule, got {every_k_schedule!r}")
+        check("MultiSteps", every_k_schedule=(every_k_schedule, POSITIVE_COUNT + SCHEDULE))
         if should_skip_update_fn is not None and not callable(should_skip_update_fn):
             raise TypeError(
                 f"MultiSteps: should_skip_update_fn must be callable or None, got {should_skip_update_fn!r}"

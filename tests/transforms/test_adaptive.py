@@ -365,7 +365,7 @@ def test_validation_messages():
         gradtx.scale_by_amsgrad(b2=1.0)
     with _raises(ValueError, "scale_by_adamax: b1 must be in [0, 1), got -0.5"):
         gradtx.scale_by_adamax(b1=-0.5)
-    with _raises(TypeError, "scale_by_rms: bias_correction=True needs a constant decay"):
+    with _raises(TypeError, "scale_by_rms: decay must be a number when bias_correction=True"):
         gradtx.scale_by_rms(decay_ramp, bias_correction=True)
     with _raises(TypeError, "scale_by_adam: b1 must be a number in [0, 1), not a schedule"):
         gradtx.scale_by_adam(b1=decay_ramp)

@@ -446,22 +446,22 @@ def test_validation_messages():
         gradtx.scale_by_lion(b2=1.0)
     with _raises(ValueError, "scale_by_lion: mode must be one of ('hard', 'smooth', 'refined'), got 'soft'"):
         gradtx.scale_by_lion(mode="soft")
-    with _raises(TypeError, "scale_by_lion: pass accumulator_dtype or its alias mu_dtype, not both"):
+    with _raises(TypeError, "lion: pass accumulator_dtype or its alias mu_dtype, not both"):
         gradtx.lion(1e-3, mu_dtype=jnp.float32, accumulator_dtype=jnp.float32)
-    with _raises(ValueError, "scale_by_radam: threshold must be in [4, inf), got 3.0"):
+    with _raises(ValueError, "radam: threshold must be in [4, inf), got 3.0"):
         gradtx.radam(1e-3, threshold=3.0)
-    with _raises(ValueError, "scale_by_belief: eps must be in [0, inf), got -1e-16"):
+    with _raises(ValueError, "adabelief: eps must be in [0, inf), got -1e-16"):
         gradtx.adabelief(1e-3, eps=-1e-16)
     with _raises(ValueError, "scale_by_yogi: initial_accumulator_value must be in [0, inf), got -1e-06"):
         gradtx.scale_by_yogi(initial_accumulator_value=-1e-6)
-    with _raises(ValueError, "scale_by_novograd: weight_decay must be in [0, inf), got -0.1"):
+    with _raises(ValueError, "novograd: weight_decay must be in [0, inf), got -0.1"):
         gradtx.novograd(1e-2, weight_decay=-0.1)
     with _raises(ValueError, "scale_by_novograd: update needs params, got None"):
         tx = gradtx.scale_by_novograd(weight_decay=0.1)
         tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
-    with _raises(ValueError, "scale_by_rprop: eta_minus must be in (0, 1], got 1.5"):
+    with _raises(ValueError, "rprop: eta_minus must be in (0, 1], got 1.5"):
         gradtx.rprop(1e-3, eta_minus=1.5)
-    with _raises(ValueError, "scale_by_rprop: min_step_size must be <= max_step_size, got 1.0 > 0.5"):
+    with _raises(ValueError, "rprop: min_step_size must be <= max_step_size, got 1.0 > 0.5"):
         gradtx.rprop(1e-3, min_step_size=1.0, max_step_size=0.5)
     with _raises(TypeError, "scale_by_rprop: complex params have no sign to keep or flip"):
         gradtx.rprop(1e-3).init({"z": jnp.zeros(2, jnp.complex64)})

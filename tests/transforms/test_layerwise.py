@@ -479,9 +479,9 @@ def test_validation_messages():
         gradtx.lamb(-0.1)
     with _raises(ValueError, "lars: learning_rate must be in [0, inf), got -0.1"):
         gradtx.lars(-0.1)
-    with _raises(ValueError, "trace: decay must be in [0, 1], got 9.0"):
+    with _raises(ValueError, "lars: momentum must be in [0, 1], got 9.0"):
         gradtx.lars(0.1, momentum=9.0)
     with _raises(ValueError, "adafactor: learning_rate must be in [0, inf), got -0.1"):
         gradtx.adafactor(-0.1)
-    with _raises(TypeError, "ema: accumulator_dtype must be a floating or complex dtype, got int32"):
+    with _raises(TypeError, "adafactor: dtype_momentum must be a floating or complex dtype, got int32"):
         gradtx.adafactor(momentum=0.9, dtype_momentum=jnp.int32)
