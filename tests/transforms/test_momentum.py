@@ -344,7 +344,9 @@ def test_validation_messages(build, message):
 def test_type_errors():
     with pytest.raises(TypeError, match="trace: accumulator_dtype must be a floating or complex dtype"):
         gradtx.trace(0.9, accumulator_dtype=jnp.int32)
-    with pytest.raises(TypeError, match=r"ema: decay must be a number: the bias correction 1 - decay\^t assumes a constant decay"):
+    with pytest.raises(
+        TypeError, match=r"ema: decay must be a number: the bias correction 1 - decay\^t assumes a constant decay"
+    ):
         gradtx.ema(ramp)
     with pytest.raises(TypeError, match=r"bias_correction: decay must be a number in \[0, 1\), not a schedule"):
         gradtx.bias_correction(ramp)
