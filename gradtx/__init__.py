@@ -4,7 +4,7 @@ The whole public API is listed here. A transformation is an `init`/`update` pair
 `gradtx.base`); optimizers are short `chain`s of transformations (see `gradtx.optimizers`).
 """
 
-from gradtx import schedules, tree
+from gradtx import landscapes, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
@@ -33,6 +33,10 @@ from gradtx.combine import (
     partition,
     set_to_zero,
 )
+from gradtx.describe import describe, state_nbytes
+from gradtx.gradcheck import check_grads
+from gradtx.lint import lint
+from gradtx.lr_finder import lr_finder
 from gradtx.optimizers import (
     adabelief,
     adadelta,
@@ -57,6 +61,7 @@ from gradtx.optimizers import (
     yogi,
 )
 from gradtx.packing import Packed, pack, unpack
+from gradtx.rollback import RollbackState, rollback
 from gradtx.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -76,6 +81,7 @@ from gradtx.schedules import (
     warmup_exponential_decay_schedule,
 )
 from gradtx.step import make_step
+from gradtx.sweep import sweep
 from gradtx.transforms.adam_variants import (
     ScaleByBeliefState,
     ScaleByNovogradState,
@@ -156,7 +162,7 @@ __all__ = [
     "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",
     # wrappers
     "apply_if_finite", "MultiSteps", "skip_not_finite", "skip_large_updates", "inject_hyperparams",
-    "lookahead", "LookaheadParams",
+    "lookahead", "LookaheadParams", "rollback", "RollbackState",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",
@@ -184,4 +190,7 @@ __all__ = [
     "cosine_decay_schedule", "warmup_constant_schedule", "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "linear_onecycle_schedule", "sgdr_schedule", "sutskever_momentum_schedule",
+    # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
+    # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
+    "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
 ]  # fmt: skip
