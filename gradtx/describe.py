@@ -159,7 +159,23 @@ def builder_function(tx: Any) -> Any:
 
 
 def equation(fn: Any) -> tuple[str, str | None]:
-    """(the docstring's summary line, its first indented block after the first paragraph, or None)."""
+    """(the docstring's summary line, its first indented block after the first paragraph, or None).
+
+    Where the builder's docstring has no such block, its module's docstring may list the builder
+    with its equation on one line (`scale(s):   u <- s g`): that line is taken.
+    """
+    summary, block = _equation_block(fn)
+    if block is None:
+        name = getattr(fn, "__name__", "")
+        module = inspect.getmodule(fn)
+        for line in inspect.cleandoc(getattr(module, "__doc__", None) or "").splitlines():
+            text = line.strip()
+            if name and text.startswith(f"{name}(") and "  " in text:
+                return summary, text.split("  ", 1)[1].strip()
+    return summary, block
+
+
+def _equation_block(fn: Any) -> tuple[str, str | None]:
     doc = inspect.cleandoc(getattr(fn, "__doc__", None) or "")
     lines = doc.splitlines()
     summary_end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))

@@ -266,6 +266,6 @@ EXTRA_ARGS: tuple[Case, ...] = (
     Case("rollback", lambda m: m.rollback(m.adam(1e-3), factor=2.0, max_consecutive_rollbacks=2),
          optax=False, extra_args={"loss": 1.0},
          sweep=lambda m, h: m.rollback(m.sgd(h)), sweep_values=LR),
-    Case("rollback", lambda m: m.rollback(m.masked(m.sgd(0.1), decay_mask), decay=0.5), label="masked",
-         optax=False, extra_args={"loss": 1.0}),
+    Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
+         label="mask", optax=False, extra_args={"loss": 1.0}),
 )  # fmt: skip
