@@ -170,7 +170,7 @@ def check_grads(
         fx = jax.eval_shape(lambda x: f(x, *args), x)
         if getattr(fx, "shape", None) != () or not jnp.issubdtype(fx.dtype, jnp.floating):
             raise TypeError(f"check_grads: the loss must be a real scalar, got {fx}")
-        analytic = jax.jit(jax.grad(lambda x: f(x, *args)))(x)
+        analytic = jax.jit(jax.grad(lambda x: f(x, *args), allow_int=True))(x)  # integer leaves: float0
         rng = np.random.default_rng(seed)
         leaves_with_path = jax.tree_util.tree_flatten_with_path(x)[0]
         grads = jax.tree.leaves(analytic)

@@ -167,7 +167,8 @@ def cliff(
         L(w) = r^2 / (r^2 + 4) + (H / D) ramp(n . w - c),   r^2 = w1^2 + w2^2
 
     ramp rises from 0 to D = `width` across the face |n . w - c| < D / 2 (corners smoothed by
-    softplus of `sharpness`); n = (cos angle, sin angle); H = `height`. Minimum 0 at the origin;
+    softplus of `sharpness`); n = (cos angle, sin angle); H = `height`. Minimum about 0 at the origin
+    (the smoothed corner of the ramp adds 1e-6 there, and a gradient of 1e-5);
     the bowl flattens to a plateau far away, where a step thrown off the cliff lands. Started at
     (2.5, 1.5) on the high side (notebooks/03_clipping.ipynb).
     """
