@@ -286,7 +286,7 @@ def state_nbytes(state: Any, params: Any = None) -> StateBytes:
     stages. `params` (optional for a state) gives the multiple. A PRNG key counts its key data.
 
     >>> import gradtx, jax.numpy as jnp
-    >>> params = {"w": jnp.zeros((256, 256)), "b": jnp.zeros(256)}
+    >>> params = {"w": jnp.zeros((256, 256), jnp.float32), "b": jnp.zeros(256, jnp.float32)}
     >>> print(gradtx.state_nbytes(gradtx.adam(1e-3), params).by_stage)
     {'[0] ScaleByAdamState': 527364, '[1] EmptyState': 0}
     >>> round(gradtx.state_nbytes(gradtx.adam(1e-3), params).multiple(), 3)
@@ -406,7 +406,8 @@ class Description:
 
 
 def _same(a: Any, b: Any) -> bool:
-    same_structure: bool = jax.tree.structure(a) == jax.tree.structure(b)
+    structure: Any = jax.tree.structure(a)
+    same_structure: bool = structure == jax.tree.structure(b)
     return same_structure and all(
         (x.shape, x.dtype) == (y.shape, y.dtype) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
     )
@@ -478,7 +479,7 @@ def describe(tx: Any, params: Any, *, costs: bool = True, extra_args: dict | Non
     holds the numbers (`Description.stages`); `lint`'s warnings are at its end.
 
     >>> import gradtx, jax.numpy as jnp
-    >>> d = gradtx.describe(gradtx.adam(1e-3), {"w": jnp.zeros((100, 10))}, costs=False)
+    >>> d = gradtx.describe(gradtx.adam(1e-3), {"w": jnp.zeros((100, 10), jnp.float32)}, costs=False)
     >>> [(s.name, s.state_bytes) for s in d.stages]
     [('chain', 0), ('scale_by_adam', 8004), ('scale_by_learning_rate', 0)]
     >>> print(d.stages[1].equation)

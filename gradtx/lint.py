@@ -198,7 +198,7 @@ def paths(tx: Any) -> list[tuple[tuple[str, ...], list[_Step]]]:
         mask = [] if callable(hp.mask) else jax.tree.leaves(hp.mask)
         if mask and all(mask):
             return inner
-        outside = [((f"masked out by {short_repr(tx)}",), [])]
+        outside: list[tuple[tuple[str, ...], list[_Step]]] = [((f"masked out by {short_repr(tx)}",), [])]
         return outside if mask and not any(mask) else inner + outside
     out = []
     for label, child in kids:

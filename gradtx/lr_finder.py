@@ -6,7 +6,8 @@
     diverged at the first k with smoothed_k > diverge x min_{j<=k} smoothed_j (or a non-finite loss)
 
 The run is one compiled `lax.scan`; after the divergence the params stop moving and the curve
-ends there. Two suggestions, each stated with its rule in the result:
+ends there. Two suggestions, each stated with its rule in the result, read from the curve before
+the divergence and after the first 1 / (1 - b) steps (where the average holds few losses):
   "steepest"  eta at the steepest descent of log(smoothed loss) against log(eta), before the divergence
   "min/10"    eta at the minimum of the smoothed loss, divided by 10
 On a quadratic of curvature L, gradient descent diverges for eta > 2 / L and the loss falls fastest
@@ -126,13 +127,17 @@ def lr_finder(
     rates = np.asarray(jax.vmap(lr)(jnp.arange(steps, dtype=jnp.int32)), np.float64)
     end = steps if diverged_k < 0 else diverged_k
     rates, losses, smoothed = rates[: end + 1], losses[: end + 1], smoothed[: end + 1]
-    usable = slice(0, end) if diverged_k >= 0 else slice(0, steps)  # the divergence itself is no suggestion
+    # The divergence itself is no suggestion; neither are the first 1 / (1 - smoothing) steps, where
+    # the average holds few losses and their noise reads as a slope.
+    stop = end if diverged_k >= 0 else steps
+    skip = min(int(np.ceil(1 / (1 - smoothing))) if smoothing > 0 else 0, stop // 4)
+    usable = slice(skip, stop)
     log_s, log_r = np.log(np.maximum(smoothed[usable], 1e-300)), np.log(rates[usable])
     if rule == "steepest" and len(log_s) >= 2:
         slope = np.diff(log_s) / np.diff(log_r)  # between eta_k and eta_{k+1}: at eta_k's step
-        suggestion = float(rates[int(np.nanargmin(slope))])
+        suggestion = float(rates[skip + int(np.nanargmin(slope))])
     else:
-        suggestion = float(rates[int(np.nanargmin(smoothed[usable]))] / 10)
+        suggestion = float(rates[skip + int(np.nanargmin(smoothed[usable]))] / 10)
         rule = "min/10"  # also where too few steps came before the divergence for a slope
     return LRFinderResult(
         learning_rates=rates, losses=losses, smoothed=smoothed, suggestion=suggestion, rule=rule,

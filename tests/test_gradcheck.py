@@ -57,7 +57,7 @@ def test_a_wrong_custom_vjp_is_caught_and_its_coordinate_named():
     assert not report
     b = next(leaf for leaf in report.leaves if leaf.path == "['b']")
     assert b.failed == 1 and b.worst[0][0] == (2,)
-    index, analytic, numeric, error = b.worst[0]
+    _, analytic, numeric, error = b.worst[0]
     want = 2 * np.sin(2.0) * np.cos(2.0)  # d/db sin(b)^2 at b = 2, by hand
     assert numeric == pytest.approx(want, rel=1e-8) and analytic == pytest.approx(1.01 * want, rel=1e-8)
     assert error == pytest.approx(0.01 / 1.01, rel=1e-6)
@@ -69,7 +69,9 @@ def test_a_wrong_custom_vjp_is_caught_and_its_coordinate_named():
 
 def test_large_leaves_are_sampled_and_non_float_leaves_skipped():
     params = {"w": jnp.linspace(-1, 1, 1000), "n": jnp.arange(3)}
-    report = gradtx.check_grads(lambda p: jnp.sum(jnp.cos(p["w"])) * p["n"].sum().astype(p["w"].dtype), params, max_coords=50)
+    report = gradtx.check_grads(
+        lambda p: jnp.sum(jnp.cos(p["w"])) * p["n"].sum().astype(p["w"].dtype), params, max_coords=50
+    )
     assert report and [(leaf.path, leaf.checked, leaf.size) for leaf in report.leaves] == [("['w']", 50, 1000)]
 
 

@@ -55,12 +55,15 @@ BAD = {
         gradtx.partition({"a": gradtx.adam(1e-3), "s": gradtx.scale_by_rms()}, {"w": "a", "b": "s"}),
     ],
     "decay-order": [gradtx.chain(gradtx.adam(1e-3), gradtx.add_decayed_weights(1e-2))],
-    "clip-order": [gradtx.chain(gradtx.scale_by_adam(), gradtx.clip_by_global_norm(1.0), gradtx.scale_by_learning_rate(1e-3))],
+    "clip-order": [
+        gradtx.chain(gradtx.scale_by_adam(), gradtx.clip_by_global_norm(1.0), gradtx.scale_by_learning_rate(1e-3)),
+    ],
     "two-lr": [gradtx.chain(gradtx.scale_by_adam(), gradtx.scale(0.1), gradtx.scale_by_learning_rate(1e-3))],
     "momentum-lr": [gradtx.chain(gradtx.scale_by_learning_rate(sched), gradtx.trace(0.9))],
     "bias-ema": [
         gradtx.chain(gradtx.trace(0.9), gradtx.bias_correction(0.9), gradtx.scale_by_learning_rate(0.1)),  # no EMA
-        gradtx.chain(gradtx.ema(0.9), gradtx.bias_correction(0.9), gradtx.scale_by_learning_rate(0.1)),  # debiased already
+        # ema debiases already
+        gradtx.chain(gradtx.ema(0.9), gradtx.bias_correction(0.9), gradtx.scale_by_learning_rate(0.1)),
         gradtx.chain(gradtx.scale_by_momentum(0.99), gradtx.bias_correction(0.9), gradtx.scale_by_learning_rate(0.1)),
     ],
 }  # fmt: skip

@@ -34,7 +34,7 @@ SEQUENCE = [
 
 def _averages() -> list[float]:
     out, a, n = [], 0.0, 0
-    for loss, _, _, _, back, given, count in SEQUENCE:
+    for loss, _, _, _, _, given, count in SEQUENCE:
         if given is not None and (n == 0 or count == 1):
             a, n = given, count
         elif count > n:  # a good loss joined the average
@@ -101,7 +101,7 @@ def test_rollback_in_a_scanned_training_loop_undoes_a_spike():
         (w, state), losses = jax.lax.scan(step, (jnp.zeros(3), tx.init(jnp.zeros(3))), (targets, scale))
         return w, state, losses
 
-    w, state, losses = jax.jit(train, static_argnums=0)(gradtx.rollback(gradtx.sgd(0.2)))
+    _, state, losses = jax.jit(train, static_argnums=0)(gradtx.rollback(gradtx.sgd(0.2)))
     assert int(state.rollbacks) == 1 and not bool(state.rolled_back)
     _, _, plain = jax.jit(train, static_argnums=0)(gradtx.sgd(0.2))
     assert float(jnp.max(plain)) > 1e3 and float(jnp.max(losses)) > 1e3  # the spike is seen once

@@ -113,7 +113,7 @@ def test_per_configuration_seeds_for_initial_params_and_data():
 def test_full_batch_list_of_dicts_and_errors():
     quad = gradtx.landscapes.quadratic(condition=10.0)
     result = gradtx.sweep(lambda h: gradtx.sgd(h["lr"]), quad, jnp.zeros(2), [{"lr": 0.05}, {"lr": 0.2}], steps=30)
-    assert result.final_losses[0] < 1e-3 and not np.isfinite(result.final_losses[1]) or result.final_losses[1] > 1e3
+    assert result.final_losses[0] < 1e-2 and not (result.final_losses[1] < 1e3)  # 0.2 > 1 / 10 diverges
     assert result.best() == 0
     with pytest.raises(TypeError, match="pass steps"):
         gradtx.sweep(lambda h: gradtx.sgd(h["lr"]), quad, jnp.zeros(2), {"lr": jnp.ones(2)})
