@@ -288,7 +288,7 @@ def state_nbytes(state: Any, params: Any = None) -> StateBytes:
     >>> import gradtx, jax.numpy as jnp
     >>> params = {"w": jnp.zeros((256, 256), jnp.float32), "b": jnp.zeros(256, jnp.float32)}
     >>> print(gradtx.state_nbytes(gradtx.adam(1e-3), params).by_stage)
-    {'[0] ScaleByAdamState': 527364, '[1] EmptyState': 0}
+    {'[0] ScaleByAdamState': 526340, '[1] EmptyState': 0}
     >>> round(gradtx.state_nbytes(gradtx.adam(1e-3), params).multiple(), 3)
     2.0
     """
