@@ -379,23 +379,29 @@ class Description:
     def __str__(self) -> str:
         top = self.stages[0] if self.stages else None
         lines = [
-            f"{short_repr(self.tx)} on {self.n_leaves} float leaves, {self.params_bytes:,} bytes of params;"
-            f" state {self.state_bytes:,} bytes ({self._x(self.state_bytes)} x params)"
+            f"{self.tx!r}",
+            f"on {self.n_leaves} float leaves ({self.params_bytes:,} bytes): state {self.state_bytes:,} bytes"
+            f" ({self._x(self.state_bytes)} x params)",
         ]
         if top is not None and top.flops is not None:
-            lines[0] += f"; one update: {top.flops:,.0f} flops, {top.bytes_accessed:,.0f} bytes accessed"
+            lines[1] += f"; one update {top.flops:,.0f} flops, {top.bytes_accessed:,.0f} bytes accessed"
         for s in self.stages:
-            pad = "  " * s.depth
-            cost = ""
+            pad = "    " * s.depth
+            facts = []
+            if s.state:
+                facts.append(", ".join(f"{k} {v}" for k, v in s.state.items()))
+            if s.state_bytes:
+                facts.append(f"{s.state_bytes:,} bytes ({self._x(s.state_bytes)} x params)")
             if s.flops is not None:
-                cost = f"; {s.flops:,.0f} flops, {s.bytes_accessed:,.0f} bytes accessed"
+                facts.append(f"XLA: {s.flops:,.0f} flops, {s.bytes_accessed:,.0f} bytes accessed")
             elif s.cost_error:
-                cost = f"; cost not measured: {s.cost_error}"
-            lines.append(f"{pad}[{s.path}] {s.call}")
-            state = ", ".join(f"{k} {v}" for k, v in s.state.items()) or "none"
-            lines.append(f"{pad}    state: {state} = {s.state_bytes:,} bytes ({self._x(s.state_bytes)} x params){cost}")
+                facts.append(f"cost not measured: {s.cost_error}")
+            where = f"[{s.path}] " if s.depth else ""
+            lines.append(f"{pad}{where}{s.call}")
             text = s.equation if s.equation else s.summary
-            lines += [f"{pad}    | {line}" for line in text.splitlines()]
+            lines += [f"{pad}  | {line}" for line in text.splitlines()]
+            if facts:
+                lines.append(f"{pad}  state: " + "; ".join(facts) if s.state else f"{pad}  " + "; ".join(facts))
         if self.warnings:
             lines.append("lint:")
             lines += [f"  - {w}" for w in self.warnings]

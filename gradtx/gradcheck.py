@@ -14,6 +14,7 @@ gradient flows through `tx.update`, so it checks the optimizer's own derivative 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -101,24 +102,26 @@ def _as_float64(tree_: Any) -> Any:
     return jax.tree.map(cast, tree_)
 
 
-def _numeric(f: Callable[[Any], Any], x: Any, leaf_index: int, coords: np.ndarray, h: float) -> np.ndarray:
-    """Central differences of the scalar f at x along the given flat coordinates of one leaf."""
+def _numeric(f: Callable[[Any], Any], x: Any, chosen: dict[int, np.ndarray], h: float) -> dict[int, np.ndarray]:
+    """Central differences of the scalar f at x along the chosen flat coordinates of each leaf (leaf
+    index -> coordinates), all in one compiled program."""
     leaves, treedef = jax.tree.flatten(x)
-    leaf = leaves[leaf_index]
 
-    def at(i: jax.Array, step: jax.Array) -> jax.Array:
-        flat = leaf.ravel()
-        moved = flat.at[i].add(step).reshape(leaf.shape)
-        return f(jax.tree.unflatten(treedef, [*leaves[:leaf_index], moved, *leaves[leaf_index + 1 :]]))
-
-    steps = h * np.maximum(1.0, np.abs(np.asarray(leaf).ravel()[coords]))
+    def at(leaves: list, k: int, i: jax.Array, step: jax.Array) -> jax.Array:
+        moved = leaves[k].ravel().at[i].add(step).reshape(leaves[k].shape)
+        return f(jax.tree.unflatten(treedef, [*leaves[:k], moved, *leaves[k + 1 :]]))
 
     @jax.jit
-    def differences(i: jax.Array, s: jax.Array) -> jax.Array:
-        return (at(i, s) - at(i, -s)) / (2 * s)
+    def differences(leaves: list, coords: dict, steps: dict) -> dict:
+        def one(k: int, a: Any) -> jax.Array:
+            return (at(leaves, k, a[0], a[1]) - at(leaves, k, a[0], -a[1])) / (2 * a[1])
 
-    out = jax.lax.map(lambda a: differences(a[0].astype(jnp.int32), a[1]), (jnp.asarray(coords), jnp.asarray(steps)))
-    return np.asarray(out)
+        return {k: jax.lax.map(functools.partial(one, k), (coords[k], steps[k])) for k in coords}
+
+    steps = {k: h * np.maximum(1.0, np.abs(np.asarray(leaves[k]).ravel()[c])) for k, c in chosen.items()}
+    coords = {k: jnp.asarray(c, jnp.int32) for k, c in chosen.items()}
+    out = differences(leaves, coords, {k: jnp.asarray(v) for k, v in steps.items()})
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def check_grads(
@@ -174,14 +177,19 @@ def check_grads(
         rng = np.random.default_rng(seed)
         leaves_with_path = jax.tree_util.tree_flatten_with_path(x)[0]
         grads = jax.tree.leaves(analytic)
+        chosen = {}
+        for k, (_, leaf) in enumerate(leaves_with_path):
+            if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+                size = int(np.prod(jnp.shape(leaf)))
+                chosen[k] = (
+                    np.arange(size) if size <= max_coords else np.sort(rng.choice(size, max_coords, replace=False))
+                )
+        numerics = _numeric(lambda x: f(x, *args), x, chosen, h)
         reports, worst_all = [], []
-        for k, ((path, leaf), grad) in enumerate(zip(leaves_with_path, grads, strict=True)):
-            if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-                continue
-            size = int(np.prod(jnp.shape(leaf)))
-            coords = np.arange(size) if size <= max_coords else np.sort(rng.choice(size, max_coords, replace=False))
-            numeric = _numeric(lambda x: f(x, *args), x, k, coords, h) if size else np.zeros(0)
-            a = np.asarray(grad).ravel()[coords]
+        for k, coords in chosen.items():
+            path, leaf = leaves_with_path[k]
+            size, numeric = int(np.prod(jnp.shape(leaf))), numerics[k]
+            a = np.asarray(grads[k]).ravel()[coords]
             diff = np.abs(a - numeric)
             scale = np.maximum(np.abs(a), np.abs(numeric))
             error = np.where(diff == 0, 0.0, diff / np.where(scale > 0, scale, 1.0))

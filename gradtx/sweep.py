@@ -20,6 +20,7 @@ and adamw: weight_decay = 0 or not; sgd with momentum 0 or 0.9) need no switch: 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,11 +37,14 @@ __all__ = ["SweepResult", "sweep"]
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     """losses[i, k]: configuration i's loss at step k (before its k-th update); params: the final
-    params of every configuration stacked on a leading axis (None unless keep_params=True); hparams."""
+    params of every configuration stacked on a leading axis (None unless keep_params=True); hparams;
+    compile_s and run_s: the seconds spent compiling the program and running it."""
 
     losses: np.ndarray
     params: Any
     hparams: Any
+    compile_s: float = float("nan")
+    run_s: float = float("nan")
 
     @property
     def final_losses(self) -> np.ndarray:
@@ -188,6 +192,9 @@ def sweep(
         return losses, (p if keep_params else None)
 
     shared = None if callable(params) else params
-    run = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None)))
-    losses, final = run(hparams, seeds, shared, stacked)
-    return SweepResult(np.asarray(losses), final, hparams)
+    start = time.perf_counter()
+    run = jax.jit(jax.vmap(train, in_axes=(0, 0, None, None))).lower(hparams, seeds, shared, stacked).compile()
+    compiled = time.perf_counter()
+    losses, final = jax.block_until_ready(run(hparams, seeds, shared, stacked))
+    done = time.perf_counter()
+    return SweepResult(np.asarray(losses), final, hparams, compiled - start, done - compiled)

@@ -121,8 +121,9 @@ def lr_finder(result: Any, ax: Any = None) -> Any:
         ax.axvline(result.diverged_at, color="C3", ls=":", label=f"diverged at {result.diverged_at:.2g}")
     ax.set_xscale("log")
     finite = np.asarray(result.smoothed)[np.isfinite(result.smoothed)]
+    raw = np.asarray(result.losses)[np.isfinite(result.losses)]
     if finite.size:
-        low, high = float(finite.min()), float(finite[0])
+        low, high = float(min(finite.min(), raw.min(initial=np.inf))), float(finite[0])
         ax.set_ylim(low - 0.1 * (high - low + 1e-12), max(high, low) + 0.6 * (high - low + 1e-12))
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")

@@ -125,7 +125,7 @@ def test_rollback_errors_name_the_wrapper_and_the_keyword():
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64], ids=["f32", "bf16", "f64"])
 def test_rollback_keeps_dtypes_and_averages_in_the_params_compute_dtype(dtype):
-    tx = gradtx.rollback(gradtx.adam(1e-3))
+    tx = gradtx.rollback(gradtx.adam(1e-3), factor=2.0)
     params = {"w": jnp.ones((2, 3), dtype)}
     state = tx.init(params)
     want = jnp.float64 if dtype == jnp.float64 else jnp.float32
@@ -141,7 +141,7 @@ def test_rollback_keeps_dtypes_and_averages_in_the_params_compute_dtype(dtype):
 
 def test_rollback_under_vmap_over_learning_rates():
     def run(lr):
-        tx = gradtx.rollback(gradtx.sgd(lr))
+        tx = gradtx.rollback(gradtx.sgd(lr), factor=2.0)
         w, state = jnp.asarray(3.0), tx.init(jnp.asarray(3.0))
         for _ in range(6):
             loss, g = jax.value_and_grad(lambda w: w**2)(w)
