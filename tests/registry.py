@@ -244,8 +244,7 @@ NOT_BUILDERS = frozenset(
         "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
         "make_step", "pack", "unpack", "Packed",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
-        "describe", "lint", "state_nbytes", "sweep", "SweepResult", "landscapes", "viz", "lr_finder",
-        "LRFinderResult", "check_grads", "GradCheck", "LintWarning", "Description", "StateBytes",
+        "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
