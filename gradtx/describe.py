@@ -79,7 +79,7 @@ def children(tx: Any) -> list[tuple[str, Any]]:
     for i, a in enumerate(hp.args):
         visit(str(i) if len(hp.args) > 1 or hp.builder in ("chain", "named_chain") else "inner", a)
     for k, v in hp.kwargs.items():
-        visit("", v) if isinstance(v, Mapping) else visit(k, v)
+        visit("" if isinstance(v, Mapping) else k, v)  # a dict's own keys label its members
     return out
 
 
@@ -100,7 +100,8 @@ def child_params(tx: Any, params: Any) -> list[Any]:
         return [_hide(mask, params)]
     if hp.builder in ("partition", "multi_transform"):
         labels = hp.param_labels(params) if is_function(hp.param_labels) else hp.param_labels
-        return [_hide(jax.tree.map(lambda x, lab=label: x == lab, labels), params) for label, _ in kids]
+        # hp.transforms's keys, as they are (its members' labels in `children` are their str)
+        return [_hide(jax.tree.map(lambda x, lab=label: x == lab, labels), params) for label in hp.transforms]
     return [params] * len(kids)
 
 
@@ -331,7 +332,7 @@ def _state_nodes(state: Any) -> list[tuple[tuple, Any]]:
             for i, v in enumerate(node):
                 visit((*path, jax.tree_util.SequenceKey(i)), v)
         elif isinstance(node, dict):
-            for k in sorted(node, key=str) if not isinstance(node, dict) else node:
+            for k in node:
                 visit((*path, jax.tree_util.DictKey(k)), node[k])
 
     visit((), state)
@@ -346,7 +347,7 @@ def _state_nodes(state: Any) -> list[tuple[tuple, Any]]:
 class Stage:
     """One stage of a described transformation (see `describe`)."""
 
-    path: str  # where it sits: "0", "0/inner", "1/adam/0", ...
+    path: str  # where it sits: "" (the root), "0", "0/inner", "1/adam/0", ...
     depth: int
     name: str  # the builder's name, or OPAQUE
     call: str  # the builder with its own arguments, nested transformations shown as ...
@@ -464,7 +465,7 @@ def _cost(tx: Any, params: Any, state: Any, extra_args: dict) -> tuple[float | N
 
 def stages(tx: Any, params: Any = None, path: str = "", depth: int = 0) -> list[tuple[str, int, Any, Any]]:
     """(path, depth, transformation, the params it sees) for `tx` and every stage nested in it, depth-first."""
-    out = [(path or "0" if depth == 0 else path, depth, tx, params)]
+    out = [(path, depth, tx, params)]  # the root's path is ""
     for (label, child), view in zip(children(tx), child_params(tx, params), strict=True):
         out += stages(child, view, f"{path}/{label}" if path else label, depth + 1)
     return out

@@ -114,7 +114,9 @@ def _numeric(f: Callable[[Any], Any], x: Any, chosen: dict[int, np.ndarray], h: 
     @jax.jit
     def differences(leaves: list, coords: dict, steps: dict) -> dict:
         def one(k: int, a: Any) -> jax.Array:
-            return (at(leaves, k, a[0], a[1]) - at(leaves, k, a[0], -a[1])) / (2 * a[1])
+            # in float64 even where the loss computes in a narrower dtype (then only as accurate as it)
+            difference = (at(leaves, k, a[0], a[1]) - at(leaves, k, a[0], -a[1])).astype(jnp.float64)
+            return difference / (2 * a[1])
 
         return {k: jax.lax.map(functools.partial(one, k), (coords[k], steps[k])) for k in coords}
 
@@ -148,7 +150,9 @@ def check_grads(
     each on all its coordinates or, past `max_coords`, on that many drawn at random (`seed`).
     `h` is the relative step (the lecture's 1e-5); a coordinate fails when the difference exceeds
     `atol + rtol max(|analytic|, |numeric|)`. A kink (relu at 0, abs, max) breaks central
-    differences there: check at a point away from one. Returns a `GradCheck` report, true when every
+    differences there: check at a point away from one. A loss that casts to float32 inside (a dtype
+    fixed in the model) is only as accurate as float32, and fails the check: let it compute in the
+    params' dtype. Returns a `GradCheck` report, true when every
     coordinate passes, that prints the worst error per leaf and the worst coordinates by key path.
 
     >>> import jax.numpy as jnp, gradtx

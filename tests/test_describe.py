@@ -87,6 +87,12 @@ def test_partition_and_inject_hyperparams():
     d = gradtx.describe(tx, PARAMS, costs=False)
     by_name = {s.name: s for s in d.stages}
     assert by_name["scale_by_adam"].state_bytes == 2 * 48 + 4 and by_name["trace"].state_bytes == 16 + 4
+    by_int = gradtx.partition({0: gradtx.adam(1e-3), 1: gradtx.sgd(0.1, momentum=0.9)}, {"w": 0, "b": 1})
+    assert [
+        s.state_bytes
+        for s in gradtx.describe(by_int, PARAMS, costs=False).stages
+        if s.name in ("scale_by_adam", "trace")
+    ] == [2 * 48 + 4, 16 + 4]
     inj = gradtx.describe(gradtx.inject_hyperparams(gradtx.adam)(1e-3), PARAMS, costs=False)
     assert [s.name for s in inj.stages] == ["inject_hyperparams", "chain", "scale_by_adam", "scale_by_learning_rate"]
 
