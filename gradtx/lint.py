@@ -300,7 +300,9 @@ def lint(tx: Any) -> list[LintWarning]:
     label), and the finding says which leaves it is about. Returns the findings, [] for a clean
     chain; every optimizer of gradtx is clean. Each stage's role is read from `ROLES`. Momentum
     after a constant learning rate is the same algorithm as before it and is not reported (gradtx's
-    rmsprop and lars, as optax's, put it there).
+    rmsprop and lars, as optax's, put it there). Weight decay after a learning rate that does not
+    flip the sign, before the stage that does, is Adafactor's order (optax's): its sign is right and
+    its size is not scaled by the learning rate, as adafactor documents; it is not reported.
 
     >>> import gradtx
     >>> gradtx.lint(gradtx.adamw(1e-3))
