@@ -1,7 +1,24 @@
 """gradtx: composable gradient transformations for JAX.
 
-The whole public API is listed here. A transformation is an `init`/`update` pair (see
-`gradtx.base`); optimizers are short `chain`s of transformations (see `gradtx.optimizers`).
+A transformation is an `init`/`update` pair of pure functions (`gradtx.base`); an optimizer is a
+short `chain` of transformations. This file is the whole public API, re-exported from where each
+name lives:
+
+    base.py          the protocol: GradientTransformation, hyperparameters bound to functions
+    checks.py        what builders validate when built and updates check when traced
+    tree.py          the tree math every transformation is written in (`gradtx.tree`)
+    combine.py       composition: chain, named_chain, masked, partition, set_to_zero
+    transforms/      one file per algorithm family: its state, its equations, its transformations
+                     and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
+                     transforms/README.md lists which name lives where
+    wrappers/        transformations around another one: apply_if_finite, MultiSteps,
+                     inject_hyperparams, lookahead
+    schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
+    step.py, packing.py   the fast paths: make_step, pack / unpack
+    sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
+    testing.py       the conformance kit (`gradtx.testing.check_transformation`)
+
+Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
 from gradtx import landscapes, schedules, tree, viz
@@ -13,11 +30,9 @@ from gradtx.base import (
     ScalarOrSchedule,
     Schedule,
     Updates,
-    abstract_state,
     apply_updates,
     identity,
     incremental_update,
-    state_shardings,
     stateless,
     stateless_with_tree_map,
 )
@@ -37,29 +52,6 @@ from gradtx.describe import describe, state_nbytes
 from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
 from gradtx.lr_finder import lr_finder
-from gradtx.optimizers import (
-    adabelief,
-    adadelta,
-    adafactor,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsgrad,
-    lamb,
-    lars,
-    lion,
-    nadam,
-    noisy_sgd,
-    novograd,
-    radam,
-    rmsprop,
-    rprop,
-    sgd,
-    sign_sgd,
-    signum,
-    yogi,
-)
 from gradtx.packing import Packed, pack, unpack
 from gradtx.rollback import RollbackState, rollback
 from gradtx.schedules import (
@@ -80,40 +72,35 @@ from gradtx.schedules import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
 )
+from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
 from gradtx.sweep import sweep
-from gradtx.transforms.adam_variants import (
-    ScaleByBeliefState,
-    ScaleByNovogradState,
-    scale_by_belief,
-    scale_by_novograd,
-    scale_by_radam,
-    scale_by_yogi,
-)
-from gradtx.transforms.adaptive import (
-    ScaleByAdaDeltaState,
+from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
+from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
+from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
+from gradtx.transforms.adagrad import ScaleByRssState, adagrad, scale_by_rss
+from gradtx.transforms.adam import (
     ScaleByAdamState,
     ScaleByAmsgradState,
-    ScaleByRmsState,
-    ScaleByRssState,
-    ScaleByRStdDevState,
-    scale_by_adadelta,
+    adam,
+    adamax,
+    adamw,
+    amsgrad,
+    nadam,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
-    scale_by_rms,
-    scale_by_rss,
-    scale_by_stddev,
 )
 from gradtx.transforms.clipping import clip, clip_by_global_norm
 from gradtx.transforms.layerwise import (
-    FactoredState,
     clip_by_block_rms,
-    scale_by_factored_rms,
+    lamb,
+    lars,
     scale_by_param_block_norm,
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
+from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -124,18 +111,18 @@ from gradtx.transforms.momentum import (
     ema,
     nesterov,
     scale_by_momentum,
+    sgd,
     trace,
 )
-from gradtx.transforms.noise import AddNoiseState, add_noise
+from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
+from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
+from gradtx.transforms.radam import radam, scale_by_radam
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
-from gradtx.transforms.scaling import (
-    ScaleByScheduleState,
-    scale,
-    scale_by_learning_rate,
-    scale_by_schedule,
-    scale_by_sign,
-)
-from gradtx.transforms.sign import ScaleByLionState, ScaleByRpropState, scale_by_lion, scale_by_rprop
+from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
+from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
+from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
+from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
+from gradtx.transforms.yogi import scale_by_yogi, yogi
 from gradtx.wrappers import (
     ApplyIfFiniteState,
     InjectHyperparamsState,

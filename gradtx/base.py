@@ -15,13 +15,12 @@ and schedule its contract for free:
 
 A transformation is written as a state NamedTuple, an init function and an update function that
 take the hyperparameters as their first argument, and a builder that validates its arguments and
-calls `transformation`. See `gradtx/transforms/adaptive.py` for the pattern.
+calls `transformation`. See `gradtx/transforms/adam.py` for the pattern.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, Protocol
 
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx import tree
+from gradtx.checks import check_matching_trees, is_tracer, normalize
 
 # ---------------------------------------------------------------------------------------------------
 # Types
@@ -60,31 +60,6 @@ class TransformUpdateFn(Protocol):
 # Hyperparameters bound to module-level functions
 
 
-def _is_tracer(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-def _normalize(value: Any) -> Any:
-    """Concrete scalars become Python numbers; dtypes become np.dtype; the rest is kept.
-
-    Python numbers are weakly typed in JAX, so a hyperparameter never changes the dtype of the
-    updates, and a float64 b2=0.999 is never rounded by being stored as float32 or bfloat16.
-    """
-    if isinstance(value, np.generic) or (
-        isinstance(value, np.ndarray | jax.Array) and not _is_tracer(value) and value.ndim == 0
-    ):
-        return value.item()
-    if isinstance(value, bool | int | float | complex | str) or value is None:
-        return value
-    if (isinstance(value, type) and issubclass(value, np.generic)) or isinstance(value, np.dtype):
-        return np.dtype(value)
-    if isinstance(value, list):
-        return tuple(_normalize(v) for v in value)
-    if isinstance(value, tuple):
-        return type(value)(*map(_normalize, value)) if hasattr(value, "_fields") else tuple(map(_normalize, value))
-    return value
-
-
 def _key(value: Any) -> Hashable:
     """A hashable stand-in for a hyperparameter: itself, its flattened tree, or its identity."""
     try:
@@ -106,7 +81,7 @@ def _key(value: Any) -> Hashable:
 def _show(value: Any) -> str:
     if isinstance(value, np.dtype):
         return f"jnp.{value.name}"
-    if _is_tracer(value):
+    if is_tracer(value):
         return f"<traced {value.aval.str_short()}>"
     if isinstance(value, jax.Array | np.ndarray):
         return f"<array {value.dtype}{list(value.shape)}>"
@@ -128,9 +103,9 @@ class Hyperparams:
     _key: Hashable
 
     def __init__(self, builder: str, args: tuple = (), kwargs: dict[str, Any] | None = None):
-        kwargs = {k: _normalize(v) for k, v in (kwargs or {}).items()}
+        kwargs = {k: normalize(v) for k, v in (kwargs or {}).items()}
         object.__setattr__(self, "builder", builder)
-        object.__setattr__(self, "args", tuple(_normalize(a) for a in args))
+        object.__setattr__(self, "args", tuple(normalize(a) for a in args))
         object.__setattr__(self, "kwargs", kwargs)
         key = (builder, tuple(map(_key, self.args)), tuple((k, _key(v)) for k, v in kwargs.items()))
         object.__setattr__(self, "_key", key)
@@ -201,7 +176,7 @@ class Bound:
         return repr(self.hp)
 
 
-def _mesh_of(tree_: Any) -> Any:
+def mesh_of(tree_: Any) -> Any:
     for leaf in jax.tree.leaves(tree_):
         mesh = getattr(getattr(leaf, "sharding", leaf), "mesh", None)
         if isinstance(mesh, jax.sharding.Mesh):
@@ -216,7 +191,7 @@ class InitFn(Bound):
 
     def __call__(self, params: Params, **extra_args: Any) -> OptState:
         state = self.fn(self.hp, tree.trainable(params))
-        mesh = _mesh_of(params)
+        mesh = mesh_of(params)
         if mesh is None:
             return state
         # Step counts start replicated on the params' mesh, where a jitted step leaves them, so the
@@ -226,7 +201,7 @@ class InitFn(Bound):
 
 
 def _is_unplaced_scalar(x: Any, mesh: Any) -> bool:
-    return isinstance(x, jax.Array) and not _is_tracer(x) and x.ndim == 0 and getattr(x.sharding, "mesh", None) != mesh
+    return isinstance(x, jax.Array) and not is_tracer(x) and x.ndim == 0 and getattr(x.sharding, "mesh", None) != mesh
 
 
 class UpdateFn(Bound):
@@ -259,10 +234,6 @@ class UpdateFn(Bound):
         return self.fn(self.hp, updates, state, params)
 
 
-def _is_none(x: Any) -> bool:
-    return x is None
-
-
 _DATA = (jax.Array, np.ndarray, np.generic, float, int, complex)
 
 
@@ -285,65 +256,6 @@ def _is_eager_call(args: Any) -> bool:
 def _compiled(update: UpdateFn) -> Callable[..., Any]:
     # Keyed by value: equal transformations (two `adam(1e-3)`) share one compiled update.
     return jax.jit(update)
-
-
-def _mismatch(g: Any, other: Any, name: str, is_params: bool) -> str | None:
-    """Where the gradients `g` and the tree `other` differ (a key path, a None, a shape, a dtype), or None.
-
-    Against params, shapes must match, a None gradient may stand for a leaf (a frozen param), and a
-    float param needs a float gradient.
-    """
-    paths_g = dict(jax.tree_util.tree_flatten_with_path(g, is_leaf=_is_none)[0])
-    paths_o = dict(jax.tree_util.tree_flatten_with_path(other, is_leaf=_is_none)[0])
-    for path in paths_g.keys() - paths_o.keys():
-        return f"{jax.tree_util.keystr(path)} is in the gradients, not in {name}"
-    for path in paths_o.keys() - paths_g.keys():
-        return f"{jax.tree_util.keystr(path)} is in {name}, not in the gradients"
-    for path, x in paths_g.items():
-        y, at = paths_o[path], jax.tree_util.keystr(path)
-        if (x is None and y is None) or (x is None and is_params):
-            continue
-        if x is None or y is None:
-            kinds = ["None" if v is None else "an array" for v in (x, y)]
-            return f"{at} is {kinds[0]} in the gradients, {kinds[1]} in {name}"
-        if is_params and jnp.shape(x) != jnp.shape(y):
-            return f"{at} has shape {jnp.shape(x)} in the gradients, {jnp.shape(y)} in {name}"
-        if is_params and tree.is_inexact(y) and not tree.is_inexact(x):
-            dtypes = f"{jnp.result_type(x)} in the gradients, {jnp.result_type(y)} in {name}"
-            return f"{at} is {dtypes}: gradients must be floating"
-    return None
-
-
-def check_matching_trees(builder: str, updates: Updates, g: Updates, state: OptState, params: Params | None) -> None:
-    """Trace-time check that the gradients match the params (structure, shapes, dtypes) and the state.
-
-    `g` is `updates` less its non-float leaves. The state fields checked are the trees of a state
-    NamedTuple (moments, traces): init built them from the params, so they have the params'
-    structure (not always their shapes: factored moments are smaller). Costs nothing when compiled.
-    """
-    checks = [] if params is None else [("params", updates, params, "Pass gradients with the params' structure.")]
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        hint = "Was the state built by this transformation's init, from params of this structure?"
-        checks += [
-            (f"state.{f}", g, v, hint) for f, v in zip(state._fields, state, strict=True) if not hasattr(v, "shape")
-        ]
-    for what, grads, other, hint in checks:
-        is_params = what == "params"
-        structure: Any = jax.tree.structure(grads)
-        if structure == jax.tree.structure(other) and (
-            not is_params or all(_same_leaf(x, y) for x, y in zip(*map(jax.tree.leaves, (grads, other)), strict=True))
-        ):
-            continue
-        where = _mismatch(grads, other, what, is_params)
-        if where is not None:
-            raise ValueError(
-                f"{builder}: the gradients do not match {what}: {where}. {hint}\n"
-                f"  gradients: {jax.tree.structure(grads)}\n  {what}: {jax.tree.structure(other)}"
-            )
-
-
-def _same_leaf(x: Any, y: Any) -> bool:
-    return jnp.shape(x) == jnp.shape(y) and (tree.is_inexact(x) or not tree.is_inexact(y))
 
 
 class ExtraArgsUpdateFn(UpdateFn):
@@ -396,71 +308,6 @@ def schedule(builder: str, fn: Callable[..., jax.Array], **kwargs: Any) -> Bound
 
 
 # ---------------------------------------------------------------------------------------------------
-# Validation (build time; tracers pass unchecked because they cannot be checked)
-
-
-def _interval(spec: str) -> tuple[float, float, bool, bool]:
-    lo, hi = (part.strip() for part in spec[1:-1].split(","))
-    return float(lo), float(hi), spec[0] == "[", spec[-1] == "]"
-
-
-SCHEDULE = " or schedule"  # appended to a range: the argument may also be a schedule
-
-
-def check(builder: str, **ranges: tuple[Any, str]) -> None:
-    """Validates concrete hyperparameters: `check("adam", b1=(b1, "[0, 1)"), eps=(eps, "[0, inf)"))`.
-
-    Raises `ValueError("adam: b1 must be in [0, 1), got 1.5")`. An argument whose range ends in
-    " or schedule" (`"[0, 1]" + SCHEDULE`) may be a schedule, checked to map a step count to a
-    scalar; any other is rejected when callable. A tracer is not checked (it cannot be).
-    """
-    for name, (value, spec) in ranges.items():
-        value = _normalize(value)
-        if _is_tracer(value) or value is None:
-            continue
-        spec, takes_schedule = spec.removesuffix(SCHEDULE), spec.endswith(SCHEDULE)
-        if callable(value):
-            if not takes_schedule:
-                raise TypeError(f"{builder}: {name} must be a number in {spec}, not a schedule: got {value!r}")
-            check_schedule(builder, name, value)
-            continue
-        if isinstance(value, jax.Array | np.ndarray):
-            raise TypeError(f"{builder}: {name} must be a scalar, got an array of shape {value.shape}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"{builder}: {name} must be a real number, got {value!r}")
-        lo, hi, lo_closed, hi_closed = _interval(spec)
-        inside = (lo <= value if lo_closed else lo < value) and (value <= hi if hi_closed else value < hi)
-        if not inside or math.isnan(value):
-            raise ValueError(f"{builder}: {name} must be in {spec}, got {value!r}")
-
-
-def check_schedule(builder: str, name: str, fn: Callable[..., Any]) -> None:
-    """A schedule must map an int32 count to a scalar: checked by tracing it, shapes only."""
-    try:
-        out = jax.eval_shape(fn, jax.ShapeDtypeStruct((), jnp.int32))
-    except Exception as e:
-        raise TypeError(
-            f"{builder}: {name} is callable, so it must be a schedule count -> scalar, but calling it"
-            f" on an int32 count failed: {type(e).__name__}: {e}"
-        ) from e
-    if getattr(out, "shape", None) != ():
-        raise TypeError(f"{builder}: {name} must be a schedule returning a scalar, got {getattr(out, 'shape', out)}")
-
-
-def check_dtype(builder: str, name: str, dtype: Any) -> np.dtype | None:
-    """Normalizes a dtype argument (None, a string, a NumPy or JAX dtype) or names what is wrong."""
-    if dtype is None:
-        return None
-    try:
-        out = np.dtype(jnp.dtype(dtype))
-    except TypeError as e:
-        raise TypeError(f"{builder}: {name} must be a dtype or None, got {dtype!r}") from e
-    if not jnp.issubdtype(out, jnp.inexact):
-        raise TypeError(f"{builder}: {name} must be a floating or complex dtype, got {out}")
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------
 # Building blocks shared by transformations
 
 
@@ -482,13 +329,6 @@ def next_count(count: jax.Array) -> jax.Array:
     """count + 1, saturating at the int32 maximum instead of wrapping to a negative count."""
     top = jnp.iinfo(jnp.int32).max
     return jnp.where(count < top, count + 1, top).astype(jnp.int32)
-
-
-def require_params(builder: str, params: Params | None) -> Params:
-    """Transformations that read params (weight decay, ...) call this first."""
-    if params is None:
-        raise ValueError(f"{builder}: update needs params, got None. Call tx.update(grads, state, params).")
-    return params
 
 
 def init_empty(hp: Hyperparams, params: Params) -> EmptyState:
@@ -554,64 +394,3 @@ def _compiled_apply_updates(params: Params, updates: Updates) -> Params:
 def incremental_update(new_tensors: Params, old_tensors: Params, step_size: Scalar) -> Params:
     """step_size * new + (1 - step_size) * old: a Polyak/EMA average of parameters (for targets)."""
     return tree.ema(old_tensors, new_tensors, 1 - step_size)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints and sharding
-
-
-def _as_abstract(leaf: Any, explicit: Any) -> Any:
-    """A param (array or ShapeDtypeStruct) or a NamedSharding, as a ShapeDtypeStruct on `explicit`.
-
-    `explicit` is the params' mesh with Explicit axes: jax.eval_shape carries shardings through init
-    only on those. A bare sharding stands for a float32 param whose dimensions each mesh axis divides.
-    """
-    spec: Any
-    if isinstance(leaf, jax.sharding.NamedSharding):
-        sizes = explicit.shape
-        dims = [math.prod(sizes[a] for a in (ax if isinstance(ax, tuple) else (ax,)) if a) for ax in leaf.spec]
-        shape, dtype, spec = tuple(dims), jnp.float32, leaf.spec
-    else:
-        shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
-        sharding = getattr(leaf, "sharding", None)
-        spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else None
-    if explicit is None or spec is None:
-        return jax.ShapeDtypeStruct(shape, dtype)
-    return jax.ShapeDtypeStruct(shape, dtype, sharding=jax.sharding.NamedSharding(explicit, spec))
-
-
-def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
-    """The state `tx.init(params)` would build, as ShapeDtypeStructs with shardings: a restore target.
-
-    Leaves that mirror a parameter carry its sharding; scalars (step counts) are replicated over the
-    params' mesh. Nothing is allocated. Use it as orbax's restore target or as jit's out_shardings.
-    """
-    mesh = _mesh_of(params)
-    explicit = None
-    if mesh is not None:
-        axis_types = (jax.sharding.AxisType.Explicit,) * len(mesh.axis_names)
-        explicit = jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=axis_types)
-    abstract = jax.eval_shape(tx.init, jax.tree.map(lambda x: _as_abstract(x, explicit), params))
-
-    def concrete(x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
-        sharding = getattr(x, "sharding", None)
-        if mesh is not None:
-            spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else jax.sharding.PartitionSpec()
-            sharding = jax.sharding.NamedSharding(mesh, spec)
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
-
-    return jax.tree.map(concrete, abstract)
-
-
-def state_shardings(tx: GradientTransformation, param_shardings: Any) -> Any:
-    """The shardings of `tx.init(params)` for params with `param_shardings`.
-
-    `param_shardings` is a tree of NamedShardings, or the params themselves (arrays or
-    ShapeDtypeStructs with shardings). A bare sharding says nothing of its param's dtype and is taken
-    to be a float param's: where some params are integers (they hold no state), pass the params.
-    Moments and traces take their parameter's sharding; step counts are replicated. Pass the result
-    as the state's in/out_shardings of a jitted step, or to `jax.device_put`.
-    """
-    if _mesh_of(param_shardings) is None:
-        raise TypeError("state_shardings: param_shardings must hold NamedShardings over a jax.sharding.Mesh")
-    return jax.tree.map(lambda x: x.sharding, abstract_state(tx, param_shardings))

@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import inspect
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,7 +164,8 @@ def equation(fn: Any) -> tuple[str, str | None]:
     """(the docstring's summary line, its first indented block after the first paragraph, or None).
 
     Where the builder's docstring has no such block, its module's docstring may list the builder
-    with its equation on one line (`scale(s):   u <- s g`): that line is taken.
+    with its equation on one line (`scale(s):   u <- s g`): that line is taken; failing that, a
+    summary that is itself an equation (`u <- sign(g) (signSGD; ...)`) is.
     """
     summary, block = _equation_block(fn)
     if block is None:
@@ -173,6 +175,8 @@ def equation(fn: Any) -> tuple[str, str | None]:
             text = line.strip()
             if name and text.startswith(f"{name}(") and "  " in text:
                 return summary, text.split("  ", 1)[1].strip()
+        if re.match(r"^\w[\w^]*\s*(<-|=)\s", summary):
+            return summary, summary
     return summary, block
 
 

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.base import apply_updates, check
+from gradtx.base import apply_updates
+from gradtx.checks import check
 
 __all__ = ["GradCheck", "LeafCheck", "check_grads"]
 

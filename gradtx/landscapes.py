@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.base import apply_updates, check
+from gradtx.base import apply_updates
+from gradtx.checks import check
 
 __all__ = ["Landscape", "beale", "cliff", "quadratic", "rastrigin", "rosenbrock", "saddle", "trajectory"]
 

@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.base import Hyperparams, apply_updates, check, schedule
+from gradtx.base import Hyperparams, apply_updates, schedule
+from gradtx.checks import check
 from gradtx.combine import update_one
 
 __all__ = ["LRFinderResult", "lr_finder"]

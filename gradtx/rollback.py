@@ -29,11 +29,10 @@ from gradtx.base import (
     GradientTransformation,
     Hyperparams,
     Params,
-    check,
     next_count,
-    require_params,
     zero_count,
 )
+from gradtx.checks import check, require_params
 from gradtx.combine import check_members, update_one, wrapper
 
 __all__ = ["RollbackState", "rollback"]

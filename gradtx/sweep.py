@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx.base import apply_updates, check
+from gradtx.base import apply_updates
+from gradtx.checks import check
 from gradtx.combine import update_one
 
 __all__ = ["SweepResult", "sweep"]

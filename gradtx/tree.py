@@ -338,8 +338,21 @@ def safe_div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> 
     return jax.tree.map(f, a, b)
 
 
+def where(condition: Any, a: PyTree, b: PyTree) -> PyTree:
+    """`a` where the scalar `condition` holds, `b` elsewhere, leaf by leaf (trees of one structure)."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reductions
+
+
+def all_finite(tree: PyTree) -> jax.Array:
+    """A boolean scalar: True when no leaf holds a NaN or an infinity (True for an empty tree)."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def sum_sq(tree: PyTree) -> jax.Array:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from gradtx import base
+from gradtx import base, checks
 
 
 def test_transformation_is_a_two_field_namedtuple():
@@ -141,7 +141,7 @@ def test_stateless_builders_pass_params():
 
 def test_require_params_names_the_builder():
     with pytest.raises(ValueError, match="add_decayed_weights: update needs params, got None"):
-        base.require_params("add_decayed_weights", None)
+        checks.require_params("add_decayed_weights", None)
 
 
 PARAMS = {"a": jnp.ones(3, jnp.float32), "b": jnp.ones(2, jnp.float32)}

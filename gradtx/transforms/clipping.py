@@ -15,9 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from gradtx import tree
-from gradtx.base import GradientTransformation, Hyperparams, check, init_empty, transformation
-
-NONNEG = "[0, inf)"
+from gradtx.base import GradientTransformation, Hyperparams, init_empty, transformation
+from gradtx.checks import NONNEG, check
 
 
 def _update_clip(hp: Hyperparams, updates, state, params=None):

@@ -19,25 +19,19 @@ from typing import Any, NamedTuple
 
 from gradtx import tree
 from gradtx.base import (
-    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
     Updates,
-    check,
-    check_dtype,
     next_count,
     transformation,
     value_at,
     zero_count,
 )
-
-# Heavy-ball momentum mu = 1 is a plain running sum (gradient accumulation) and is allowed; mu > 1
-# makes the trace grow like mu^k, which is always a bug (e.g. momentum=9 for 0.9), and torch.optim
-# rejects mu < 0. Averages exclude 1: an EMA with decay 1 never moves and its debiasing divides by 0.
-MOMENTUM = "[0, 1]"
-UNIT = "[0, 1)"
+from gradtx.checks import LEARNING_RATE, MOMENTUM, SCHEDULE, UNIT, check, check_dtype
+from gradtx.combine import chain
+from gradtx.transforms.scaling import scale_by_learning_rate
 
 
 def _require_constant_decay(builder: str, decay: Any, fix: str) -> None:
@@ -292,7 +286,36 @@ def bias_correction(decay: float) -> GradientTransformation:
     return transformation("bias_correction", _init_bias_correction, _update_bias_correction, decay=decay)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Optimizer
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule | None = None,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> GradientTransformation:
+    """Stochastic gradient descent: `chain(trace(momentum, nesterov), scale_by_learning_rate(lr))`.
+
+    Without momentum (the default) the chain is `scale_by_learning_rate` alone: W <- W - eta g.
+    With it, see `trace` (heavy ball, or Nesterov with `nesterov=True`). Matches
+    torch.optim.SGD(lr, momentum, nesterov=nesterov) (dampening 0).
+
+    >>> import gradtx
+    >>> gradtx.sgd(0.1, momentum=0.9)
+    chain(trace(decay=0.9, nesterov=False), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
+    """
+    check("sgd", learning_rate=(learning_rate, LEARNING_RATE))
+    if momentum is None:
+        return chain(scale_by_learning_rate(learning_rate))
+    return chain(
+        trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
+
+
 __all__ = [
     "BiasCorrectionState", "EmaState", "NesterovState", "ScaleByMomentumState", "TraceState",
-    "bias_correction", "ema", "nesterov", "scale_by_momentum", "trace",
+    "bias_correction", "ema", "nesterov", "scale_by_momentum", "sgd", "trace",
 ]  # fmt: skip

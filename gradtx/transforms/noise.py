@@ -16,9 +16,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx import tree
-from gradtx.base import Count, GradientTransformation, Hyperparams, check, next_count, transformation, zero_count
-
-NONNEG = "[0, inf)"
+from gradtx.base import (
+    Count,
+    GradientTransformation,
+    Hyperparams,
+    ScalarOrSchedule,
+    next_count,
+    transformation,
+    zero_count,
+)
+from gradtx.checks import LEARNING_RATE, NONNEG, check
+from gradtx.combine import chain
+from gradtx.transforms.scaling import scale_by_learning_rate
 
 
 class AddNoiseState(NamedTuple):
@@ -100,4 +109,29 @@ def add_noise(eta: float, gamma: float, key: Any = None, *, seed: Any = None) ->
     return transformation("add_noise", _init_noise, _update_noise, eta=eta, gamma=gamma, key=_key_argument(key))
 
 
-__all__ = ["AddNoiseState", "add_noise"]
+# ---------------------------------------------------------------------------------------------------
+# Optimizer
+
+
+def noisy_sgd(
+    learning_rate: ScalarOrSchedule,
+    eta: float = 0.01,
+    gamma: float = 0.55,
+    key: Any = None,
+    *,
+    seed: Any = None,
+) -> GradientTransformation:
+    """SGD with annealed gradient noise (Neelakantan et al., 2015): `chain(add_noise, scale_by_learning_rate)`.
+
+    W <- W - eta_t (g + N(0, sigma_t^2)), sigma_t^2 = eta / t^gamma. See `add_noise` for `key`
+    (None: 0) and `seed` (its older name).
+
+    >>> import gradtx
+    >>> gradtx.noisy_sgd(0.01, key=1)
+    chain(add_noise(eta=0.01, gamma=0.55, key=1), scale_by_learning_rate(learning_rate=0.01, flip_sign=True))
+    """
+    check("noisy_sgd", learning_rate=(learning_rate, LEARNING_RATE))
+    return chain(add_noise(eta, gamma, key, seed=seed), scale_by_learning_rate(learning_rate))
+
+
+__all__ = ["AddNoiseState", "add_noise", "noisy_sgd"]

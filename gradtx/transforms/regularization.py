@@ -14,20 +14,18 @@ import jax
 
 from gradtx import tree
 from gradtx.base import (
-    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
     Params,
     ScalarOrSchedule,
-    check,
     init_empty,
     next_count,
-    require_params,
     transformation,
     value_at,
     zero_count,
 )
+from gradtx.checks import SCHEDULE, check, require_params
 from gradtx.combine import check_mask_leaves, is_function, masked
 
 

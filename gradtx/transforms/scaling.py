@@ -1,33 +1,27 @@
-"""Scaling: multiply updates by a step size, a learning rate or a schedule, or take their sign.
+"""Scaling: multiply updates by a step size, a learning rate or a schedule.
 
 scale(s):                      u <- s g
 scale_by_learning_rate(eta):   u <- -eta g           (the sign flip: apply_updates adds u)
 scale_by_schedule(f):          u <- f(k) g           (k = number of updates already applied)
-scale_by_sign():               u <- sign(g)
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
-
 from gradtx import tree
 from gradtx.base import (
-    SCHEDULE,
     Count,
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
-    check,
-    check_schedule,
     init_empty,
     next_count,
     transformation,
     value_at,
     zero_count,
 )
+from gradtx.checks import SCHEDULE, check, check_schedule
 
 
 class ScaleByScheduleState(NamedTuple):
@@ -100,13 +94,4 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     )
 
 
-def _sign_update(hp: Hyperparams, updates, state, params=None):
-    return jax.tree.map(jnp.sign, updates), state
-
-
-def scale_by_sign() -> GradientTransformation:
-    """u <- sign(g) (signSGD; Bernstein et al., 2018). Zero gradients give zero updates."""
-    return transformation("scale_by_sign", init_empty, _sign_update)
-
-
-__all__ = ["ScaleByScheduleState", "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign"]
+__all__ = ["ScaleByScheduleState", "scale", "scale_by_learning_rate", "scale_by_schedule"]

@@ -1,0 +1,30 @@
+"""Wrappers: transformations that change when, whether or with what their inner transformation runs.
+
+    apply_if_finite(t, n)        u = t(g) if g is finite (or after more than n non-finite in a row), else 0
+    MultiSteps(t, k)             u = t(mean of the last k gradients) every k-th step, else 0
+    inject_hyperparams(b)(...)   u = b(**state.hyperparams)(g): hyperparameters live in the state
+    lookahead(t, k, alpha)       fast weights step with t; every k steps the slow weights move
+                                 alpha of the way to them, and the fast weights restart there
+
+Each wrapper's state nests its inner transformation's state, under optax's field names, and
+each passes the caller's keyword arguments on to it.
+"""
+
+from gradtx.wrappers.apply_if_finite import ApplyIfFiniteState, apply_if_finite
+from gradtx.wrappers.inject_hyperparams import InjectHyperparamsState, inject_hyperparams
+from gradtx.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
+from gradtx.wrappers.multi_steps import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
+
+__all__ = [
+    "ApplyIfFiniteState",
+    "InjectHyperparamsState",
+    "LookaheadParams",
+    "LookaheadState",
+    "MultiSteps",
+    "MultiStepsState",
+    "apply_if_finite",
+    "inject_hyperparams",
+    "lookahead",
+    "skip_large_updates",
+    "skip_not_finite",
+]
