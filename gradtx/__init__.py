@@ -12,11 +12,22 @@ name lives:
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
                      transforms/README.md lists which name lives where
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
-                     inject_hyperparams, lookahead
+                     inject_hyperparams, lookahead, rollback (back to the last good params)
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
+
+and the tools:
+
+    walk.py          a transformation's stages, read from its hyperparameters (describe and lint use it)
+    describe.py      describe (each stage: arguments, equation, state bytes, XLA cost), state_nbytes
+    lint.py          lint: the mistakes that make a chain a wrong optimizer, from one table of roles
+    sweep.py         sweep: a population of configurations trained with vmap under one jit
+    lr_finder.py     lr_finder: the learning-rate range test
+    gradcheck.py     check_grads: float64 central differences against jax.grad
+    landscapes.py    the lecture's 2-D test functions (`gradtx.landscapes`)
+    viz.py           pictures of trajectories, schedules, losses (`gradtx.viz`; needs matplotlib)
 
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
@@ -53,7 +64,6 @@ from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
 from gradtx.lr_finder import lr_finder
 from gradtx.packing import Packed, pack, unpack
-from gradtx.rollback import RollbackState, rollback
 from gradtx.schedules import (
     constant_schedule,
     cosine_decay_schedule,
@@ -130,9 +140,11 @@ from gradtx.wrappers import (
     LookaheadState,
     MultiSteps,
     MultiStepsState,
+    RollbackState,
     apply_if_finite,
     inject_hyperparams,
     lookahead,
+    rollback,
     skip_large_updates,
     skip_not_finite,
 )

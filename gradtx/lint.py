@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import Hyperparams
-from gradtx.describe import children, hyperparams_of, is_transformation, short_repr
+from gradtx.walk import children, hyperparams_of, is_transformation, short_repr
 
 __all__ = ["ROLES", "LintWarning", "lint"]
 

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 import gradtx
-from gradtx.describe import OPAQUE, equation
+from gradtx.walk import OPAQUE, equation
 from tests.registry import EXTRA_ARGS, OWN_PARAMS, TRANSFORMATION_CASES
 
 PARAMS = {"w": jnp.zeros((3, 4), jnp.float32), "b": jnp.zeros(4, jnp.float32)}  # 16 floats, 64 bytes

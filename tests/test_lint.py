@@ -7,8 +7,8 @@ import optax
 import pytest
 
 import gradtx
-from gradtx.describe import hyperparams_of, stages
 from gradtx.lint import ROLES
+from gradtx.walk import hyperparams_of, stages
 from tests.registry import EXTRA_ARGS, OPTIMIZERS, OWN_PARAMS, TRANSFORMATION_CASES, TRANSFORMS, decay_mask
 
 CLEAN = [pytest.param(c, id=c.id) for c in OPTIMIZERS + OWN_PARAMS + EXTRA_ARGS]
