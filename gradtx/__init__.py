@@ -12,16 +12,27 @@ name lives:
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
                      transforms/README.md lists which name lives where
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
-                     inject_hyperparams, lookahead
+                     inject_hyperparams, lookahead, rollback (back to the last good params)
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
 
+and the tools:
+
+    walk.py          a transformation's stages, read from its hyperparameters (describe and lint use it)
+    describe.py      describe (each stage: arguments, equation, state bytes, XLA cost), state_nbytes
+    lint.py          lint: the mistakes that make a chain a wrong optimizer, from one table of roles
+    sweep.py         sweep: a population of configurations trained with vmap under one jit
+    lr_finder.py     lr_finder: the learning-rate range test
+    gradcheck.py     check_grads: float64 central differences against jax.grad
+    landscapes.py    the lecture's 2-D test functions (`gradtx.landscapes`)
+    viz.py           pictures of trajectories, schedules, losses (`gradtx.viz`; needs matplotlib)
+
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
-from gradtx import schedules, tree
+from gradtx import landscapes, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
@@ -48,6 +59,10 @@ from gradtx.combine import (
     partition,
     set_to_zero,
 )
+from gradtx.describe import describe, state_nbytes
+from gradtx.gradcheck import check_grads
+from gradtx.lint import lint
+from gradtx.lr_finder import lr_finder
 from gradtx.packing import Packed, pack, unpack
 from gradtx.schedules import (
     constant_schedule,
@@ -69,6 +84,7 @@ from gradtx.schedules import (
 )
 from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
+from gradtx.sweep import sweep
 from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
 from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
@@ -124,9 +140,11 @@ from gradtx.wrappers import (
     LookaheadState,
     MultiSteps,
     MultiStepsState,
+    RollbackState,
     apply_if_finite,
     inject_hyperparams,
     lookahead,
+    rollback,
     skip_large_updates,
     skip_not_finite,
 )
@@ -143,7 +161,7 @@ __all__ = [
     "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",
     # wrappers
     "apply_if_finite", "MultiSteps", "skip_not_finite", "skip_large_updates", "inject_hyperparams",
-    "lookahead", "LookaheadParams",
+    "lookahead", "LookaheadParams", "rollback", "RollbackState",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",
@@ -171,4 +189,7 @@ __all__ = [
     "cosine_decay_schedule", "warmup_constant_schedule", "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "linear_onecycle_schedule", "sgdr_schedule", "sutskever_momentum_schedule",
+    # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
+    # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
+    "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
 ]  # fmt: skip

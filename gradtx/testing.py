@@ -92,12 +92,15 @@ def check_transformation(
     rtol: float = 1e-5,
     atol: float = 1e-6,
     rebuild: Callable[[], GradientTransformation] | None = None,
+    extra_args: dict[str, Any] | None = None,
 ) -> None:
     """Runs the contract checks of this module on `tx` with `params` (see the module docstring).
 
     `rebuild`, if given, builds a fresh equal transformation (to check equality by value); by
-    default the repr is evaluated in gradtx's namespace where that is possible.
+    default the repr is evaluated in gradtx's namespace where that is possible. `extra_args` are
+    passed to every update (e.g. `{"loss": 1.0}` for `rollback`).
     """
+    extra_args = extra_args or {}
     init_state = tx.init(params)
     abstract = jax.eval_shape(tx.init, params)
     assert_trees_same_structure_and_dtypes(init_state, abstract, "init(params) vs eval_shape")
@@ -109,7 +112,7 @@ def check_transformation(
 
     def step(state: Any, grads: Updates, params: Params) -> tuple[Updates, Any]:
         traces.append(None)  # runs once per trace, never per call
-        return tx.update(grads, state, params)
+        return tx.update(grads, state, params, **extra_args)
 
     jstep = jax.jit(step)
     eager_state = jit_state = init_state
@@ -117,7 +120,7 @@ def check_transformation(
     for k in range(steps):
         g = pseudo_gradients(params, k)
         with jax.disable_jit():  # op by op: gradtx's update would otherwise run compiled when called eagerly
-            u_eager, eager_state = tx.update(g, eager_state, p)
+            u_eager, eager_state = tx.update(g, eager_state, p, **extra_args)
         u_jit, jit_state = jstep(jit_state, g, p)
         assert_trees_same_structure_and_dtypes(u_jit, g, f"updates at step {k}")
         assert_trees_same_structure_and_dtypes(jit_state, init_state, f"state at step {k}")

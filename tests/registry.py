@@ -10,7 +10,7 @@ registry covers exactly the public API.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -28,6 +28,7 @@ class Case:
     sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
     sweep_values: tuple[float, ...] = ()
     rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
+    extra_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments every update needs
 
     @property
     def id(self) -> str:
@@ -242,6 +243,8 @@ NOT_BUILDERS = frozenset(
         "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules", "abstract_state",
         "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
         "make_step", "pack", "unpack", "Packed",
+        # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
+        "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
@@ -254,3 +257,14 @@ TRANSFORMATION_CASES = TRANSFORMS + OPTIMIZERS
 OWN_PARAMS: tuple[Case, ...] = (
     Case("lookahead", lambda m: m.lookahead(m.adam(1e-3), sync_period=3, slow_step_size=0.5)),
 )
+
+# Builders whose update needs a keyword argument (`Case.extra_args`): rollback needs the loss. Kept
+# out of TRANSFORMATION_CASES, whose tests call update without one; tests/test_contract.py forwards
+# `extra_args` and runs them, and tests/test_rollback.py checks their dtypes and numbers.
+EXTRA_ARGS: tuple[Case, ...] = (
+    Case("rollback", lambda m: m.rollback(m.adam(1e-3), factor=2.0, max_consecutive_rollbacks=2),
+         optax=False, extra_args={"loss": 1.0},
+         sweep=lambda m, h: m.rollback(m.sgd(h)), sweep_values=LR),
+    Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
+         label="mask", optax=False, extra_args={"loss": 1.0}),
+)  # fmt: skip

@@ -22,10 +22,11 @@ from gradtx.testing import (
     pseudo_gradients,
 )
 from tests import registry
-from tests.registry import SCHEDULES, TRANSFORMATION_CASES
+from tests.registry import EXTRA_ARGS, SCHEDULES, TRANSFORMATION_CASES
 
-CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES]
-SWEEPS = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES if c.sweep is not None]
+# EXTRA_ARGS cases need keyword arguments in every update (rollback: the loss): each test passes `case.extra_args`.
+CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES + EXTRA_ARGS]
+SWEEPS = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES + EXTRA_ARGS if c.sweep is not None]
 SCHEDULE_CASES = [pytest.param(c, id=c.id) for c in SCHEDULES]
 
 # The namespace a repr is evaluated in: gradtx's public names, jnp, and the registry's functions.
@@ -49,7 +50,9 @@ def test_contract(case, dtype):
     # Under jit XLA may keep bfloat16 intermediates in float32 (excess precision) where eager rounds
     # them; where terms cancel (g + mu t in Nesterov) that shows as an absolute difference.
     rtol, atol = (2e-2, 2e-2) if dtype == jnp.bfloat16 else (1e-5, 1e-6)
-    check_transformation(case.build(), odd_params(dtype), rtol=rtol, atol=atol, rebuild=case.build)
+    check_transformation(
+        case.build(), odd_params(dtype), rtol=rtol, atol=atol, rebuild=case.build, extra_args=case.extra_args
+    )
 
 
 def _is_rng_key(path: tuple) -> bool:
@@ -68,7 +71,7 @@ def test_integer_and_boolean_leaves_hold_no_state_and_pass_through(case):
         {"w": jnp.ones(3, jnp.float32), "steps": None, "on": None},  # equinox's filtered gradients
         {"w": jnp.ones(3, jnp.float32), "steps": params["steps"], "on": params["on"]},
     ):
-        updates, _ = jax.jit(tx.update)(grads, state, params)
+        updates, _ = jax.jit(tx.update)(grads, state, params, **case.extra_args)
         assert updates["steps"] is grads["steps"] or bool(jnp.all(updates["steps"] == grads["steps"]))
         new = gradtx.apply_updates(params, updates)
         assert new["steps"] is params["steps"] and new["on"] is params["on"]
@@ -79,7 +82,7 @@ def test_empty_tree_and_bare_array(case):
     tx = case.build()
     for params in ({}, [], jnp.linspace(0.5, 1.5, 5, dtype=jnp.float32)):
         state = tx.init(params)
-        updates, new_state = jax.jit(tx.update)(pseudo_gradients(params, 0), state, params)
+        updates, new_state = jax.jit(tx.update)(pseudo_gradients(params, 0), state, params, **case.extra_args)
         assert_trees_same_structure_and_dtypes(updates, params, "updates")
         assert_trees_same_structure_and_dtypes(new_state, state, "state")
 
@@ -97,7 +100,7 @@ def test_equal_transformations_share_one_compiled_step(case):
 
     def step(tx, grads, state, params):
         traces.append(None)
-        return tx.update(grads, state, params)
+        return tx.update(grads, state, params, **case.extra_args)
 
     jstep = jax.jit(step, static_argnums=0)
     params = odd_params(jnp.float32)
@@ -118,7 +121,7 @@ def test_vmap_over_params_equals_a_loop(case):
     grads = [pseudo_gradients(p, k) for k, p in enumerate(batch)]
 
     def step(params, grads):
-        return tx.update(grads, tx.init(params), params)
+        return tx.update(grads, tx.init(params), params, **case.extra_args)
 
     stacked = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
     got = jax.jit(jax.vmap(step))(stacked(batch), stacked(grads))
@@ -134,7 +137,7 @@ def test_vmap_over_hyperparameters_equals_a_loop(case):
         tx = case.sweep(gradtx, h)
         p, state = params, tx.init(params)
         for k in range(3):
-            updates, state = tx.update(pseudo_gradients(params, k), state, p)
+            updates, state = tx.update(pseudo_gradients(params, k), state, p, **case.extra_args)
             p = gradtx.apply_updates(p, updates)
         return p
 

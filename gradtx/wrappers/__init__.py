@@ -5,6 +5,8 @@
     inject_hyperparams(b)(...)   u = b(**state.hyperparams)(g): hyperparameters live in the state
     lookahead(t, k, alpha)       fast weights step with t; every k steps the slow weights move
                                  alpha of the way to them, and the fast weights restart there
+    rollback(t, factor)          u = t(g) while the loss (update's loss=) is finite and below factor
+                                 x its average, else u = last good params - params (and t's state back)
 
 Each wrapper's state nests its inner transformation's state, under optax's field names, and
 each passes the caller's keyword arguments on to it.
@@ -14,6 +16,7 @@ from gradtx.wrappers.apply_if_finite import ApplyIfFiniteState, apply_if_finite
 from gradtx.wrappers.inject_hyperparams import InjectHyperparamsState, inject_hyperparams
 from gradtx.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
 from gradtx.wrappers.multi_steps import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
+from gradtx.wrappers.rollback import RollbackState, rollback
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -22,9 +25,11 @@ __all__ = [
     "LookaheadState",
     "MultiSteps",
     "MultiStepsState",
+    "RollbackState",
     "apply_if_finite",
     "inject_hyperparams",
     "lookahead",
+    "rollback",
     "skip_large_updates",
     "skip_not_finite",
 ]
