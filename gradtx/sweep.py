@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.base import apply_updates
-from gradtx.checks import check
+from gradtx.checks import POSITIVE_COUNT, check
 from gradtx.combine import update_one
 
 __all__ = ["SweepResult", "sweep"]
@@ -153,18 +153,16 @@ def sweep(
     several = not callable(make_tx)
     if several and not (isinstance(hparams, dict) and "optimizer" in hparams):
         raise ValueError('sweep: with a sequence of builders, hparams["optimizer"] must choose one per configuration')
-    if callable(data) or data is None:
-        check("sweep", steps=(steps, "[1, inf)"))
-        if steps is None:
-            raise TypeError("sweep: pass steps (data is a function or None)")
-    else:
+    if (callable(data) or data is None) and steps is None:
+        raise TypeError("sweep: pass steps (data is a function or None)")
+    if not (callable(data) or data is None):
         lengths = {int(jnp.shape(x)[0]) for x in jax.tree.leaves(data)}
         if len(lengths) != 1:
             raise ValueError(f"sweep: every leaf of data needs the same leading axis (the step), got {sorted(lengths)}")
         steps = min(lengths) if steps is None else steps
-        if steps > min(lengths):
-            raise ValueError(f"sweep: steps={steps} but data holds {min(lengths)} batches")
-    check("sweep", steps=(steps, "[1, inf)"))
+    check("sweep", steps=(steps, POSITIVE_COUNT))
+    if not (callable(data) or data is None) and steps > min(lengths):
+        raise ValueError(f"sweep: steps={steps} but data holds {min(lengths)} batches")
     seeds = jnp.zeros(n, jnp.uint32) if seeds is None else jnp.asarray(seeds).astype(jnp.uint32)
     if seeds.shape != (n,):
         raise ValueError(f"sweep: seeds must hold one int per configuration ({n}), got shape {seeds.shape}")
