@@ -161,7 +161,7 @@ def sweep(
             raise ValueError(f"sweep: every leaf of data needs the same leading axis (the step), got {sorted(lengths)}")
         steps = min(lengths) if steps is None else steps
     check("sweep", steps=(steps, POSITIVE_COUNT))
-    if not (callable(data) or data is None) and steps > min(lengths):
+    if not (callable(data) or data is None) and steps > min(lengths):  # type: ignore[operator]  # checked above
         raise ValueError(f"sweep: steps={steps} but data holds {min(lengths)} batches")
     seeds = jnp.zeros(n, jnp.uint32) if seeds is None else jnp.asarray(seeds).astype(jnp.uint32)
     if seeds.shape != (n,):
