@@ -56,7 +56,16 @@ default_role = "py:obj"  # `name` in a docstring links to that name where it exi
 autodoc_typehints = "signature"
 autodoc_member_order = "bysource"
 autodoc_preserve_defaults = True
+# Signatures keep the names of gradtx's type aliases (ScalarOrSchedule, not the union it stands for):
+# the public names whose objects are defined outside gradtx (typing's) and are not modules.
+autodoc_type_aliases = {
+    name: f"gradtx.{name}"
+    for name in gradtx.__all__
+    if not str(getattr(getattr(gradtx, name), "__module__", "")).startswith("gradtx")
+    and not isinstance(getattr(gradtx, name), type(gradtx))
+}
 add_module_names = False
+toc_object_entries = False  # the page's contents list each entry once, by its heading
 python_display_short_literal_types = True
 maximum_signature_line_length = 88
 

@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import re
 import sys
@@ -82,19 +83,22 @@ class Page:
 
 
 def module_title(module: str) -> str:
-    doc = (sys.modules[module].__doc__ or module).strip().splitlines()[0]
-    head = doc.split(":", 1)[0].strip().rstrip(".")
+    """The words of a module's docstring before its first colon or full stop (else its name)."""
+    doc = (sys.modules[module].__doc__ or module).strip().splitlines()[0] + " "
+    head = re.split(r"[:.]\s", doc, maxsplit=1)[0].strip()
     return head[:1].upper() + head[1:] if head and len(head) < 60 else module
 
 
 def module_intro(module: str) -> list[str]:
-    """A module's docstring without its first line (which is its title), as docstring lines."""
+    """A module's docstring without the words its title took, as docstring lines."""
     lines = docstrings.docstring_lines(sys.modules[module].__doc__)
     if not lines:
         return []
+    title = module_title(module)
     first, rest = lines[0], lines[1:]
-    _, _, after = first.partition(":")
-    after = after.strip()
+    if title == module or not first.lower().startswith(title.lower()):
+        return lines
+    after = first[len(title) :].lstrip(":. ").strip()
     return ([after[:1].upper() + after[1:]] if after else []) + rest
 
 
@@ -253,7 +257,9 @@ def write_if_changed(path: Path, text: str, written: set[Path]) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return  # keeps its mtime, so Sphinx does not read it again
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # two builds at once (pytest -n) never
+    partial.write_text(text, encoding="utf-8")  # read half a file: the new one replaces the old in one step
+    os.replace(partial, path)
 
 
 def remove_stale(folder: Path, written: set[Path], pattern: str) -> None:
@@ -437,7 +443,7 @@ def write_notebooks(app: Sphinx) -> None:
     for stem, title, summary in rows:
         lines += [f"[**{title}**]({stem}.ipynb)", f": {summary}", ""]
     write_if_changed(folder / "index.md", "\n".join(lines), written)
-    remove_stale(folder, written, "*")
+    remove_stale(folder, written, "*.ipynb")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -474,7 +480,7 @@ def extra_lines(app: Sphinx, name: str, obj: Any, converted: docstrings.Converte
             block = equation_block_of(getattr(gradtx, member))
             if block is None:
                 continue
-            out += ["", f".. rubric:: Update rule of :func:`~gradtx.{member}` (in this chain)", ""]
+            out += ["", ".. rubric:: Update rule", "", f"Of :func:`~gradtx.{member}`, in this chain:", ""]
             out += block
     if "state" in extras:
         out += ["", ".. rubric:: Built and initialized", "",

@@ -194,20 +194,20 @@ class Node:
 
 
 def escape_text(s: str) -> str:
-    """Text for `\\text{...}`: the characters TeX treats specially, escaped (MathJax's textmacros)."""
+    """Text for `\\text{...}`: the characters TeX treats specially, escaped (MathJax's textmacros).
+
+    A caret, tilde or backslash has no text-mode escape that MathJax sets as the character itself
+    (`\\^{}` is an accent over the letter before), so they become the look-alike characters."""
     out = []
     for ch in s:
-        if ch in "\\":
-            out.append(r"\backslash ")
-        elif ch in "{}_#%&$":
+        if ch in "{}_#%&$":
             out.append("\\" + ch)
-        elif ch == "^":
-            out.append(r"\^{}")
-        elif ch == "~":
-            out.append(r"\~{}")
         else:
-            out.append(ch)
+            out.append(TEXT_LOOKALIKES.get(ch, ch))
     return "".join(out)
+
+
+TEXT_LOOKALIKES = {"^": "\u02c6", "~": "\u02dc", "\\": "\u2216"}
 
 
 def text(s: str) -> str:
@@ -657,15 +657,15 @@ def body_offset(row: str, labels: int) -> int:
     return pos
 
 
-def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str, str]:
-    """(label, body) in LaTeX; the body has one '&' before its first relation."""
+def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str, str, str]:
+    """(label, body, note) in LaTeX; the body has one '&' before its first relation."""
     cols = merge_columns(COLUMNS.split(row.strip()))
     label_parts: list[str] = []
     # Leading labels: `trace(mu):`, `matrices:`, or bare names before the math (`RAdam  scale_by_radam  u = ...`).
     while cols:
         if cols[0].endswith(":") and len(cols) == 1:  # `a matrix (...), G2 = g^2 + eps:` heads the rows below
             tex, ok, _ = piece(cols[0][:-1], names)
-            return "", "&" + tex + ":"
+            return "", "&" + tex + ":", ""
         m = LABEL.match(cols[0])
         if m and m.end() < len(cols[0]):
             label_parts.append(m.group("label") + ":")
@@ -678,12 +678,17 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
             continue
         break
     body: list[str] = []
+    note = ""
     aligned = False
     for k, col in enumerate(cols):
         if k and is_comment(col):  # a note: math if it is all math (`(c = max_norm >= 0)`), else text
             inner, ok, prose = piece(col[1:-1], names)
             as_math = ok and not prose and not re.search(r"\w=\w", col)
-            body.append(r"\qquad " + (r"\left(" + inner + r"\right)" if as_math else text(col)))
+            tex = r"\left(" + inner + r"\right)" if as_math else text(col)
+            if k == len(cols) - 1:  # the row's last column: set in a column of notes
+                note = tex
+            else:
+                body.append(r"\qquad " + tex)
             continue
         tex, ok, _ = piece(col, names)
         if HAS_RELATION.search(col) and LEAKED.search(leaked_text(tex)):
@@ -697,7 +702,7 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
     out = "".join(body)
     if not aligned:
         out = "&" + out
-    return label, out
+    return label, out, note
 
 
 OPERATOR_START = re.compile(r"^(<-|->|<=|>=|!=|=|\+|-(?!\d)|\*|/|\^)")
@@ -717,7 +722,8 @@ def merge_columns(cols: list[str]) -> list[str]:
 
 def leaked_text(tex: str) -> str:
     """The text that a rendered column sets as prose (where math might have leaked)."""
-    return " ".join(re.findall(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", tex)).replace("\\_", "_").replace("\\^{}", "^")
+    found = " ".join(re.findall(r"\\text\{((?:[^{}]|\{[^{}]*\})*)\}", tex)).replace("\\_", "_")
+    return found.replace(TEXT_LOOKALIKES["^"], "^")
 
 
 def label_tex(label: str) -> str:
@@ -757,9 +763,9 @@ def render_block(lines: list[str], names: Iterable[str] = ()) -> Rendered:
     context = None  # the column where the body of the last labelled row began
     for indent, row in rows:
         if is_comment(row.strip()):  # a note on a line of its own
-            rendered.append(("", "&" + r"\qquad " + text(row.strip())))
+            rendered.append(("", "&", text(row.strip())))
             continue
-        label, body = render_row(row, names, problems)
+        label, body, note = render_row(row, names, problems)
         if label:
             labels = len(label.split(r"\quad "))
             context = indent + body_offset(row, labels)
@@ -771,12 +777,14 @@ def render_block(lines: list[str], names: Iterable[str] = ()) -> Rendered:
             pad = r"\quad " * ((indent - base) // 4)
         if pad:
             body = body.replace("&", "&" + pad, 1) if body.startswith("&") else pad + body
-        rendered.append((label, body))
-    if any(label for label, _ in rendered):
-        tex_rows = [f"{label} & {body.replace('&', '', 1)}" for label, body in rendered]
-        env = ("\\begin{array}{ll}\n", "\n\\end{array}")
-    else:
-        tex_rows = [body for _, body in rendered]
+        rendered.append((label, body, note))
+    notes = any(note for _, _, note in rendered)
+    if any(label for label, _, _ in rendered):  # labels | equations | notes
+        tex_rows = [f"{label} & {body.replace('&', '', 1)}" + (f" & {note}" if note else "")
+                    for label, body, note in rendered]  # fmt: skip
+        env = ("\\begin{array}{lll}\n" if notes else "\\begin{array}{ll}\n", "\n\\end{array}")
+    else:  # left side & right side && notes (aligned's columns go right, left, right, left)
+        tex_rows = [body + (r" &\qquad & " + note if note else "") for _, body, note in rendered]
         env = ("\\begin{aligned}\n", "\n\\end{aligned}")
     latex = env[0] + " \\\\\n".join(tex_rows) + env[1]
     return Rendered(latex, tex_rows, problems)
@@ -790,7 +798,7 @@ ALLOWED_MACROS = frozenset(
         "leftarrow", "to", "le", "ge", "ne", "in", "frac", "sqrt", "hat", "widehat", "tilde", "text", "texttt",
         "mathrm", "mathcal", "operatorname", "left", "right", "lfloor", "rfloor", "lceil", "rceil", "max", "min",
         "exp", "log", "cos", "sin", "tanh", "prod", "sum", "dots", "cdot", "times", "quad", "qquad", "infty",
-        "begin", "end", "backslash",
+        "begin", "end",
     }
     | {g.lstrip("\\") for g in GREEK.values()}
 )  # fmt: skip
@@ -829,8 +837,8 @@ def latex_errors(latex: str) -> list[str]:
     if begins != ends[::-1]:
         errors.append(f"environments {begins} closed as {ends}")
     for row in latex.split("\\\\"):
-        if row.count("&") - row.count("\\&") > 1:
-            errors.append("more than one '&' in a row")
+        if row.count("&") - row.count("\\&") > 3:
+            errors.append("more than three '&' in a row")
     return errors
 
 

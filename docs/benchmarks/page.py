@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -82,36 +83,52 @@ def details(rows: list[dict[str, Any]], shape: str) -> list[str]:
 
 
 def optax_chart(path: Path, rows: list[dict[str, Any]], title: str) -> None:
-    """Per case, gradtx's (and packed gradtx's, and torch fused's) time relative to optax's."""
+    """One panel per shape: per optimizer, each implementation's time relative to optax's (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
 
-    impls = [i for i in ("gradtx", "gradtx packed", "torch fused") if any(r["impl"] == i for r in rows)]
-    cases = [c for c in dict.fromkeys((r["shape"], r["optimizer"]) for r in rows)
-             if any((r["shape"], r["optimizer"]) == c and r["ratio_to_optax"] for r in rows)]  # fmt: skip
-    fig = Figure(figsize=(7, 0.24 * len(cases) * len(impls) + 1.2))
-    ax = fig.subplots()
-    height = 0.8 / len(impls)
-    colors = {"gradtx": "#1f77b4", "gradtx packed": "#2ca02c", "torch fused": "#d62728"}
-    for j, impl in enumerate(impls):
-        ys, xs = [], []
-        for i, case in enumerate(cases):
-            row = next((r for r in rows if (r["shape"], r["optimizer"]) == case and r["impl"] == impl), None)
-            if row and row["ratio_to_optax"]:
-                ys.append(i + (j - (len(impls) - 1) / 2) * height)
-                xs.append(row["ratio_to_optax"])
-        ax.barh(ys, xs, height, color=colors[impl], label=impl)
-    ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xscale("log")
-    ax.set_yticks(range(len(cases)), [f"{s} / {o}" for s, o in cases], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("time of one step / optax's time (< 1 is faster than optax)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    impls = [
+        i for i in ("gradtx", "gradtx packed", "torch foreach", "torch fused") if any(r["impl"] == i for r in rows)
+    ]
+    colors = dict(zip(("gradtx", "gradtx packed", "torch foreach", "torch fused"),
+                      ("#1f77b4", "#2ca02c", "#ff7f0e", "#d62728"), strict=True))  # fmt: skip
+    shapes = list(dict.fromkeys(r["shape"] for r in rows if r["ratio_to_optax"]))
+    columns = 2
+    lines = math.ceil(len(shapes) / columns)
+    fig = Figure(figsize=(10, 2.6 * lines + 0.8))
+    axes = fig.subplots(lines, columns, squeeze=False)
+    width = 0.8 / len(impls)
+    for ax, shape in zip(axes.flat, shapes, strict=False):
+        case = [r for r in rows if r["shape"] == shape]
+        optimizers = list(dict.fromkeys(r["optimizer"] for r in case))
+        for j, impl in enumerate(impls):
+            points = [(i, r["ratio_to_optax"]) for i, o in enumerate(optimizers) for r in case
+                      if r["optimizer"] == o and r["impl"] == impl and r["ratio_to_optax"]]  # fmt: skip
+            if points:
+                x, y = zip(*points, strict=True)
+                ax.bar([xi + (j - (len(impls) - 1) / 2) * width for xi in x], y, width, color=colors[impl], label=impl)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(optimizers)), [o.replace("+", "+\n", 1) if len(o) > 12 else o for o in optimizers],
+                      fontsize=7)  # fmt: skip
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(f"{shape} ({case[0]['n_params']:,} params, {case[0]['n_leaves']} leaves)", fontsize=8)
+    for ax in axes.flat[len(shapes) :]:
+        ax.axis("off")
+    for ax in axes.flat[: len(shapes)]:
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+        ax.tick_params(axis="y", which="minor", labelsize=6)
+    handles = [Patch(color=colors[impl], label=impl) for impl in impls]
+    fig.suptitle(f"time of one step / optax's time (below the line: faster than optax)\n{title}", fontsize=9)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=len(impls), frameon=False,
+               fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.935))
+    fig.savefig(path, dpi=110)
 
 
 def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
@@ -137,9 +154,9 @@ def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
         "",
         "## This run",
         "",
-        *_table(
-            ["", ""],
-            [
+        *[
+            f"- **{key}**: {value}"
+            for key, value in [
                 ["date", f"{when} UTC"],
                 ["command", f"`{meta.get('command', 'python -m benchmarks')}`"],
                 [
@@ -157,9 +174,9 @@ def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
                 ],
                 ["versions", ", ".join(f"{k} {v.split(' ')[0]}" for k, v in meta.get("versions", {}).items())],
                 ["wall time", _fmt(meta.get("wall_s"), ".0f") + " s"],
-            ],
-            "ll",
-        ),
+            ]
+        ],
+        "",
         "The machine was shared with other jobs while this ran (see the load average): that slows every",
         "implementation in a case alike, since their rounds are interleaved, but it widens the spread",
         "(the IQR columns below).",
@@ -172,6 +189,7 @@ def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
         "",
         "```{image} chart-optax.png",
         ":alt: time of one step relative to optax, per case",
+        ":target: ../_images/chart-optax.png",
         ":width: 100%",
         "```",
         "",
@@ -182,6 +200,7 @@ def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
         "",
         "```{image} chart-floor.png",
         ":alt: time of one step relative to the memory-bandwidth floor, per case",
+        ":target: ../_images/chart-floor.png",
         ":width: 100%",
         "```",
         "",
@@ -216,8 +235,10 @@ def write(snapshot: Path, folder: Path, write_if_changed: Callable[[Path, str, s
             sys.path.insert(0, str(ROOT))
         from benchmarks import report
 
-        report.write_chart(folder / "chart-floor.png", rows, title)
-        optax_chart(folder / "chart-optax.png", rows, title)
+        for name, draw in (("chart-floor.png", report.write_chart), ("chart-optax.png", optax_chart)):
+            partial = folder / f".{name}.{os.getpid()}.partial.png"  # replaced in one step: see write_if_changed
+            draw(partial, rows, title)
+            os.replace(partial, folder / name)
         stamp.write_text(key)
 
 
