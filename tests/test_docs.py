@@ -95,6 +95,9 @@ def test_every_equation_block_translates(blocks):
     assert len(blocks) > 40, "the docstrings' equation blocks were not found"
     errors = {where: housemath.latex_errors(r.latex) for where, r in blocks if housemath.latex_errors(r.latex)}
     assert not errors, errors
+    cells = [(where, body) for where, r in blocks for _, body, _, _ in r.table]
+    assert cells, "no labelled block was found"
+    assert {where: housemath.latex_errors(body) for where, body in cells if housemath.latex_errors(body)} == {}
     found = {(where, row) for where, r in blocks for row in r.problems}
     listed = notation_to_fix()
     assert found - listed == set(), "rows whose math stayed text: fix the notation or list them in docs/README.md"
@@ -103,7 +106,10 @@ def test_every_equation_block_translates(blocks):
 
 @pytest.mark.skipif(shutil.which("node") is None or mathjax_dir() is None, reason="needs node and MathJax")
 def test_mathjax_parses_every_equation_block(blocks):
-    latex = [r.latex for _, r in blocks]
+    # Each block as one environment, and the cells of the labelled ones as the site shows them.
+    shown = [(where, r.latex) for where, r in blocks]
+    shown += [(where, "\\displaystyle " + body) for where, r in blocks for _, body, _, _ in r.table if body.strip()]
+    latex = [tex for _, tex in shown]
     bad = ["\\frac{a}{", "\\nosuchmacro x"]  # the check must be able to fail
     result = subprocess.run(
         ["node", str(DOCS / "_ext" / "mathjax_check.js"), str(mathjax_dir())],
@@ -112,7 +118,7 @@ def test_mathjax_parses_every_equation_block(blocks):
     assert result.returncode == 0, result.stderr
     errors = json.loads(result.stdout)
     assert [i for i, _ in errors if i >= len(latex)] == [len(latex), len(latex) + 1], errors
-    assert [(blocks[i][0], message) for i, message in errors if i < len(latex)] == []
+    assert [(shown[i][0], message) for i, message in errors if i < len(latex)] == []
 
 
 @pytest.mark.parametrize(

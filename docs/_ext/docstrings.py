@@ -105,7 +105,7 @@ def convert(lines: list[str], names: Iterable[str] = ()) -> Converted:
             result.problems.extend(rendered.problems)
             result.blocks += 1
             blank()
-            out.extend(math_directive(rendered.latex))
+            out.extend(math_table(rendered.table) if rendered.table else math_directive(rendered.latex))
             out.append("")
         else:  # code
             blank()
@@ -122,6 +122,25 @@ def math_directive(latex: str) -> list[str]:
     """A `.. math::` directive that shows `latex` as it is (Sphinx would wrap rows in `split`)."""
     body = ["\\[", *latex.splitlines(), "\\]"]
     return [".. math::", "   :nowrap:", "   :class: house-equations", "", *("   " + row for row in body)]
+
+
+def math_table(rows: list[tuple[list[str], str, str, str]]) -> list[str]:
+    """A labelled block (one row per transformation) as a table: the names, then the math and its note.
+
+    A table wraps on a narrow screen where one wide equation array would not; the note goes under
+    its equations, so that the widest equation alone sets the table's width."""
+    out = [".. list-table::", "   :class: house-equations-table", "   :widths: 30 70", ""]
+    for labels, body, note, prose in rows:
+        labels = [label.removesuffix(":") for label in labels]
+        names = " ".join(f"``{label}``" if re.fullmatch(r"[\w.]+(\(.*\))?", label) else escape_prose(label)
+                         for label in labels)  # fmt: skip
+        math = f":math:`\\displaystyle {body.replace('`', chr(8216))}`" if body.strip() else ""
+        if prose:  # a row in words (a heading of the rows below it): text, which wraps
+            math = escape_prose(prose)
+        out += [f"   * - {names or ' '}", f"     - {math or escape_prose(note) or ' '}"]
+        if math and note:
+            out += ["", f"       {escape_prose(note)}"]
+    return out
 
 
 def docstring_lines(doc: str | None) -> list[str]:

@@ -645,9 +645,11 @@ def generate(app: Sphinx) -> None:
 
 
 def fingerprint() -> str:
-    """Rebuild every page when the package changes (docstrings live outside the docs folder)."""
+    """Rebuild every page when the package or this extension changes (Sphinx tracks neither)."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "gradtx").rglob("*.py")):
+    for path in sorted(
+        [*(ROOT / "gradtx").rglob("*.py"), *(DOCS / "_ext").glob("*.py"), ROOT / "tests" / "registry.py"]
+    ):
         h.update(path.read_bytes())
     return h.hexdigest()
 

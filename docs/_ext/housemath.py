@@ -589,6 +589,10 @@ class Rendered:
     latex: str  # the whole block, one environment
     rows: list[str]
     problems: list[str] = field(default_factory=list)  # math that could not be parsed, as written
+    # For a block with labels (a table of several transformations): per row, (labels as written,
+    # the equations in LaTeX, the note as written, the row as written where it is prose rather than
+    # math). The site shows it as a table of inline math.
+    table: list[tuple[list[str], str, str, str]] = field(default_factory=list)
 
 
 def is_comment(col: str) -> bool:
@@ -657,15 +661,17 @@ def body_offset(row: str, labels: int) -> int:
     return pos
 
 
-def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str, str, str]:
-    """(label, body, note) in LaTeX; the body has one '&' before its first relation."""
+def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str, str, str, list[str], str, str]:
+    """(label, body, note) in LaTeX, then the labels, the note and (where it is not math) the body as written.
+
+    The body has one '&' before its first relation."""
     cols = merge_columns(COLUMNS.split(row.strip()))
     label_parts: list[str] = []
     # Leading labels: `trace(mu):`, `matrices:`, or bare names before the math (`RAdam  scale_by_radam  u = ...`).
     while cols:
         if cols[0].endswith(":") and len(cols) == 1:  # `a matrix (...), G2 = g^2 + eps:` heads the rows below
             tex, ok, _ = piece(cols[0][:-1], names)
-            return "", "&" + tex + ":", ""
+            return "", "&" + tex + ":", "", label_parts, "", "" if ok else cols[0]
         m = LABEL.match(cols[0])
         if m and m.end() < len(cols[0]):
             label_parts.append(m.group("label") + ":")
@@ -678,7 +684,7 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
             continue
         break
     body: list[str] = []
-    note = ""
+    note = raw_note = ""
     aligned = False
     for k, col in enumerate(cols):
         if k and is_comment(col):  # a note: math if it is all math (`(c = max_norm >= 0)`), else text
@@ -686,7 +692,7 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
             as_math = ok and not prose and not re.search(r"\w=\w", col)
             tex = r"\left(" + inner + r"\right)" if as_math else text(col)
             if k == len(cols) - 1:  # the row's last column: set in a column of notes
-                note = tex
+                note, raw_note = tex, col
             else:
                 body.append(r"\qquad " + tex)
             continue
@@ -702,7 +708,8 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
     out = "".join(body)
     if not aligned:
         out = "&" + out
-    return label, out, note
+    prose = cols[0] if len(cols) == 1 and not piece(cols[0], names)[1] else ""
+    return label, out, note, label_parts, raw_note, prose
 
 
 OPERATOR_START = re.compile(r"^(<-|->|<=|>=|!=|=|\+|-(?!\d)|\*|/|\^)")
@@ -760,12 +767,14 @@ def render_block(lines: list[str], names: Iterable[str] = ()) -> Rendered:
     base = min(indent for indent, _ in rows)
     problems: list[str] = []
     rendered = []
+    table: list[tuple[list[str], str, str, str]] = []
     context = None  # the column where the body of the last labelled row began
     for indent, row in rows:
         if is_comment(row.strip()):  # a note on a line of its own
             rendered.append(("", "&", text(row.strip())))
+            table.append(([], "", row.strip(), ""))
             continue
-        label, body, note = render_row(row, names, problems)
+        label, body, note, raw_labels, raw_note, prose = render_row(row, names, problems)
         if label:
             labels = len(label.split(r"\quad "))
             context = indent + body_offset(row, labels)
@@ -778,6 +787,7 @@ def render_block(lines: list[str], names: Iterable[str] = ()) -> Rendered:
         if pad:
             body = body.replace("&", "&" + pad, 1) if body.startswith("&") else pad + body
         rendered.append((label, body, note))
+        table.append((raw_labels, body.replace("&", "", 1), raw_note, prose))
     notes = any(note for _, _, note in rendered)
     if any(label for label, _, _ in rendered):  # labels | equations | notes
         tex_rows = [f"{label} & {body.replace('&', '', 1)}" + (f" & {note}" if note else "")
@@ -787,7 +797,8 @@ def render_block(lines: list[str], names: Iterable[str] = ()) -> Rendered:
         tex_rows = [body + (r" &\qquad & " + note if note else "") for _, body, note in rendered]
         env = ("\\begin{aligned}\n", "\n\\end{aligned}")
     latex = env[0] + " \\\\\n".join(tex_rows) + env[1]
-    return Rendered(latex, tex_rows, problems)
+    labelled = any(label for label, _, _ in rendered)
+    return Rendered(latex, tex_rows, problems, table if labelled else [])
 
 
 # ---------------------------------------------------------------------------------------------------
