@@ -78,6 +78,7 @@ mathjax3_config = {
 # --- notebooks and Markdown pages (MyST, as optax, flax and jax)
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
+myst_dmath_double_inline = True  # the notebooks write $$display math$$ inside paragraphs, as Jupyter allows
 nb_execution_mode = "cache"  # the fast test build passes -D nb_execution_mode=off
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_timeout = 300

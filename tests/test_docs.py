@@ -234,6 +234,14 @@ def test_api_pages_render_equations_state_and_examples(site):
     assert "Update rule" in optimizers.read_text("utf-8") and "in this chain:" in optimizers.read_text("utf-8")
 
 
+def test_guides_quote_the_benchmark_snapshot_as_tables(site):
+    html = (site / "guides" / "fast_steps.html").read_text("utf-8")
+    tables = re.findall(r"<table.*?</table>", html, re.DOTALL)
+    quoted = [t for t in tables if "x optax" in t and "gradtx packed" in t]
+    assert quoted, "the fast steps guide shows no benchmark table"
+    assert "list-table" not in html  # a directive's table parsed as text would show its markup
+
+
 def test_notebooks_have_colab_badges_and_the_site_is_offline(site):
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     for nb in notebooks:

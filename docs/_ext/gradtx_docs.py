@@ -574,6 +574,31 @@ def count_role(name, rawtext, text, lineno, inliner, options=None, content=None)
     return [nodes.Text(f"{value:,}")], []
 
 
+def table_node(header: list[str], rows: list[list[str]], code_columns: int = 0) -> nodes.table:
+    """A docutils table (Markdown and reStructuredText pages alike); the first columns as code."""
+    table = nodes.table(classes=["gradtx-benchmarks"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for _ in header:
+        group += nodes.colspec(colwidth=1)
+
+    def row(cells: list[str], head: bool) -> nodes.row:
+        out = nodes.row()
+        for k, cell in enumerate(cells):
+            inline = nodes.literal(text=cell) if (k < code_columns and not head) else nodes.Text(cell)
+            out += nodes.entry("", nodes.paragraph("", "", inline))
+        return out
+
+    thead = nodes.thead()
+    thead += row(header, True)
+    tbody = nodes.tbody()
+    for cells in rows:
+        tbody += row(cells, False)
+    group += thead
+    group += tbody
+    return table
+
+
 class BenchmarkTable(SphinxDirective):
     """A table of rows of the committed benchmark snapshot, for the guides.
 
@@ -618,18 +643,16 @@ class BenchmarkTable(SphinxDirective):
             chosen.sort(key=lambda r: (r["shape"], r["optimizer"], impls.index(r["impl"])))
         if not chosen:
             raise self.error("gradtx-benchmarks: no row of the snapshot matches")
-        lines = [".. list-table::", "   :header-rows: 1", ""]
-        lines += ["   * - shape", "     - optimizer", "     - impl"]
-        lines += [f"     - {self.HEADERS[c][0]}" for c in columns]
+        header = ["shape", "optimizer", "impl", *(self.HEADERS[c][0] for c in columns)]
+        body = []
         for r in chosen:
-            lines += [f"   * - ``{r['shape']}``", f"     - {r['optimizer']}", f"     - {r['impl']}"]
+            cells: list[str] = []
             for c in columns:
                 _, spec, scale = self.HEADERS[c]
                 value = r.get(c)
-                lines.append("     - " + ("-" if value is None else format(value * scale, spec)))
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="benchmarks/results.json"), 0, container)
-        return container.children
+                cells.append("-" if value is None else format(value * scale, spec))
+            body.append([r["shape"], r["optimizer"], r["impl"], *cells])
+        return [table_node(header, body, code_columns=1)]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -708,8 +708,8 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
     out = "".join(body)
     if not aligned:
         out = "&" + out
-    prose = cols[0] if len(cols) == 1 and not piece(cols[0], names)[1] else ""
-    return label, out, note, label_parts, raw_note, prose
+    in_words = cols[0] if len(cols) == 1 and not piece(cols[0], names)[1] else ""
+    return label, out, note, label_parts, raw_note, in_words
 
 
 OPERATOR_START = re.compile(r"^(<-|->|<=|>=|!=|=|\+|-(?!\d)|\*|/|\^)")
