@@ -4,9 +4,11 @@
   that MathJax's own parser accepts (run in node, where node is installed), and the rows it could
   only set as text are exactly those docs/README.md lists under "notation to fix".
 - The translator on the house notation, against LaTeX written here by hand.
-- The site builds with warnings as errors and without executing the notebooks (the fast build),
-  every name of `gradtx.__all__` has an entry in the built inventory, the equations reach the HTML,
-  each notebook page carries a Colab badge, and nothing is loaded from the network.
+- The site builds with warnings as errors and without executing the notebooks (the fast build, once:
+  one test makes every check on it), every name of `gradtx.__all__` has an entry in the built
+  inventory, the equations, states and examples reach the HTML, the guides' benchmark tables are
+  tables, each notebook page carries a Colab badge, and nothing is loaded from the network.
+- The API pages follow `obj.__module__` and `__all__`: a moved entry moves, a new one appears.
 - Every ```python block of the guides runs, in one fresh interpreter per page, and prints what its
   `# -> ` lines show (the mechanism tests/test_examples.py uses for the README).
 """
@@ -187,11 +189,8 @@ def undocumented(wanted: set[str], inventory: dict[str, set[str]]) -> set[str]:
     return wanted - documented
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if sys.version_info < (3, 11):
-        pytest.skip("the docs extra pins Sphinx 9, which needs Python 3.11")
-    out = tmp_path_factory.mktemp("site")
+def build_site(out: Path) -> Path:
+    """The fast build, into `out`: warnings are errors, the notebooks are not executed."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-D", "nb_execution_mode=off",
@@ -200,6 +199,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert result.returncode == 0, f"the fast docs build failed:\n{result.stderr[-6000:]}"
     return out / "html"
+
+
+@pytest.mark.slow
+def test_the_site_builds_and_documents_everything(tmp_path):
+    """One build (a second one under pytest-xdist would double the time), then every check on it."""
+    if sys.version_info < (3, 11):
+        pytest.skip("the docs extra pins Sphinx 9, which needs Python 3.11")
+    site = build_site(tmp_path)
+    check_every_public_name_has_an_entry(site)
+    check_api_pages_render_equations_state_and_examples(site)
+    check_guides_quote_the_benchmark_snapshot_as_tables(site)
+    check_notebooks_have_colab_badges_and_the_site_is_offline(site)
 
 
 def read_inventory(path: Path) -> dict[str, set[str]]:
@@ -211,7 +222,7 @@ def read_inventory(path: Path) -> dict[str, set[str]]:
     return {kind: set(entries) for kind, entries in data.items()}
 
 
-def test_every_public_name_has_an_entry(site):
+def check_every_public_name_has_an_entry(site: Path) -> None:
     inventory = read_inventory(site / "objects.inv")
     wanted = public_entries()
     assert len(wanted) >= len(gradtx.__all__)
@@ -222,7 +233,7 @@ def test_every_public_name_has_an_entry(site):
     assert undocumented(wanted, trimmed) == {some}
 
 
-def test_api_pages_render_equations_state_and_examples(site):
+def check_api_pages_render_equations_state_and_examples(site: Path) -> None:
     adam_page = next(p for p in (site / "api").glob("*.html") if 'id="gradtx.scale_by_adam"' in p.read_text("utf-8"))
     html = adam_page.read_text("utf-8")
     assert r"\leftarrow \beta_{1}" in html and r"\hat{m}" in html  # the update rule, as LaTeX for MathJax
@@ -234,7 +245,7 @@ def test_api_pages_render_equations_state_and_examples(site):
     assert "Update rule" in optimizers.read_text("utf-8") and "in this chain:" in optimizers.read_text("utf-8")
 
 
-def test_guides_quote_the_benchmark_snapshot_as_tables(site):
+def check_guides_quote_the_benchmark_snapshot_as_tables(site: Path) -> None:
     html = (site / "guides" / "fast_steps.html").read_text("utf-8")
     tables = re.findall(r"<table.*?</table>", html, re.DOTALL)
     quoted = [t for t in tables if "x optax" in t and "gradtx packed" in t]
@@ -242,7 +253,7 @@ def test_guides_quote_the_benchmark_snapshot_as_tables(site):
     assert "list-table" not in html  # a directive's table parsed as text would show its markup
 
 
-def test_notebooks_have_colab_badges_and_the_site_is_offline(site):
+def check_notebooks_have_colab_badges_and_the_site_is_offline(site: Path) -> None:
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     for nb in notebooks:
         page = (site / "notebooks" / f"{nb.stem}.html").read_text("utf-8")
@@ -250,8 +261,8 @@ def test_notebooks_have_colab_badges_and_the_site_is_offline(site):
         assert "colab-badge.svg" in page and "assets/colab-badge.svg" not in page  # the badge image is local
     assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
     remote = re.compile(r"<(?:script|link|img)[^>]+(?:src|href)=\"(?:https?:)?//", re.IGNORECASE)
-    for page in site.rglob("*.html"):
-        assert not remote.search(page.read_text("utf-8")), f"{page} loads something from the network"
+    for path in site.rglob("*.html"):
+        assert not remote.search(path.read_text("utf-8")), f"{path} loads something from the network"
 
 
 # ---------------------------------------------------------------------------------------------------
