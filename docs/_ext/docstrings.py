@@ -134,7 +134,8 @@ def math_table(rows: list[tuple[list[str], str, str, str]]) -> list[str]:
         labels = [label.removesuffix(":") for label in labels]
         names = " ".join(f"``{label}``" if re.fullmatch(r"[\w.]+(\(.*\))?", label) else escape_prose(label)
                          for label in labels)  # fmt: skip
-        math = f":math:`\\displaystyle {body.replace('`', chr(8216))}`" if body.strip() else ""
+        body = body.strip().replace("`", chr(8216))  # a role's text may not end in a space nor hold a backtick
+        math = f":math:`\\displaystyle {body}`" if body else ""
         if prose:  # a row in words (a heading of the rows below it): text, which wraps
             math = escape_prose(prose)
         out += [f"   * - {names or ' '}", f"     - {math or escape_prose(note) or ' '}"]

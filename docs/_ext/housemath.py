@@ -110,6 +110,9 @@ NAMES = frozenset(
         "False",
         "None",
         "inf",
+        "average",
+        "loss",
+        "losses",
     ]
 )
 # Short words of prose that are never symbols (single letters always are).
@@ -261,6 +264,8 @@ class Parser:
                 depth -= 1
             elif depth == 0 and t.kind == "op" and (t.text in stop or t.text in ",;"):
                 break
+            elif depth == 0 and last is not None and t.kind == "id" and t.text in KEYWORDS:
+                break  # `as Adam, with v <- ...`: the word starts the next item, which may be math
             last = self.take()
         if start is None or last is None:
             raise NotMath("nothing to set as text")
@@ -304,7 +309,7 @@ class Parser:
                 self.i = mark
                 parts.append(self.rest_as_text(stop))
         nodes = [p for p in parts if isinstance(p, Node)]
-        tex = "".join(str(p) for p in parts)
+        tex = "".join(str(p) for p in parts).removesuffix(r"\quad ").rstrip()  # `...; ` at the end of a row
         return Node(tex, "seq" if len(parts) > 1 else nodes[0].kind, any(n.tall for n in nodes),
                     any(n.prose for n in nodes))  # fmt: skip
 
@@ -648,7 +653,11 @@ def piece(src: str, names: Iterable[str]) -> tuple[str, bool, bool]:
     try:
         node = Parser(src, names).parse(prose_first=bool(lead))
     except NotMath:
-        return text((lead and first[0] + " ") + src), False, True
+        try:  # words, then math: `as Adam, with v <- max(b2 v, |g| + eps) and u = m^ / v`
+            node = Parser(src, names).parse(prose_first=True)
+        except NotMath:
+            return text((lead and first[0] + " ") + src), False, True
+        return lead + node.tex, True, True
     return lead + node.tex, True, node.prose
 
 
@@ -679,7 +688,11 @@ def render_row(row: str, names: Iterable[str], problems: list[str]) -> tuple[str
             break
         bare = re.compile(r"[A-Za-z_]\w+")
         named = len(cols) > 1 and bare.fullmatch(cols[0]) and cols[0] not in NAMES
-        if m or (named and (any(HAS_RELATION.search(c) for c in cols[1:]) or bare.fullmatch(cols[1]) or label_parts)):
+        api_name = named and "_" in cols[0]  # `scale_by_amsgrad  as Adam, dividing by ...`
+        before_math = named and (
+            any(HAS_RELATION.search(c) for c in cols[1:]) or bare.fullmatch(cols[1]) or label_parts
+        )
+        if m or before_math or api_name:
             label_parts.append(cols.pop(0))
             continue
         break
