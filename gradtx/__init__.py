@@ -33,6 +33,15 @@ from gradtx.combine import (
     partition,
     set_to_zero,
 )
+from gradtx.memory.compact import CompactState, QuantizedArray, quantized_state, state_dtype
+from gradtx.memory.precision import (
+    KahanSummationState,
+    StochasticRoundingState,
+    kahan_summation,
+    stochastic_round,
+    stochastic_rounding,
+)
+from gradtx.memory.zero import zero_shardings
 from gradtx.optimizers import (
     adabelief,
     adadelta,
@@ -157,6 +166,10 @@ __all__ = [
     # wrappers
     "apply_if_finite", "MultiSteps", "skip_not_finite", "skip_large_updates", "inject_hyperparams",
     "lookahead", "LookaheadParams",
+    # memory and scale (gradtx/memory/)
+    "state_dtype", "quantized_state", "QuantizedArray", "CompactState", "stochastic_rounding",
+    "kahan_summation", "stochastic_round", "StochasticRoundingState", "KahanSummationState",
+    "zero_shardings",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",

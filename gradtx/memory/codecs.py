@@ -359,7 +359,7 @@ def dequantize(q: QuantizedArray, codec: Codec, shape: tuple[int, ...]) -> jax.A
 def encode(x: jax.Array, codec: Codec, key: jax.Array | None = None) -> Any:
     """x stored with `codec`: a narrower array (cast) or a QuantizedArray (stochastic codecs given a key)."""
     if codec.kind == "cast":
-        wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        wide = x.astype(tree.compute_dtype(x.dtype))
         if codec.stochastic and key is not None:
             return stochastic_round(wide, codec.dtype, key)
         return round_to_nearest(wide, codec.dtype).astype(codec.dtype)

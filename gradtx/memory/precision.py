@@ -105,16 +105,17 @@ def stochastic_round(x: jax.Array, dtype: Any, key: jax.Array) -> jax.Array:
         noise = random_bits(key, x.shape) & _MANTISSA_16
         up_or_down = jax.lax.bitcast_convert_type((bits + noise) & _TOP_16, jnp.float32)  # exact in bfloat16
         return jnp.where(jnp.isnan(x), x, up_or_down).astype(dtype)  # a NaN's carry could reach the sign
-    wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    near = wide.astype(dtype)
-    above = near.astype(wide.dtype) > wide
+    wide = x.astype(tree.compute_dtype(x.dtype))
+    exact = jax.lax.stop_gradient(wide)  # rounding has no useful derivative: straight through below
+    near = exact.astype(dtype)
+    above = near.astype(wide.dtype) > exact
     lo = jnp.where(above, jnp.nextafter(near, jnp.asarray(-jnp.inf, dtype)), near)
     hi = jnp.where(above, near, jnp.nextafter(near, jnp.asarray(jnp.inf, dtype)))
     lo_w, hi_w = lo.astype(wide.dtype), hi.astype(wide.dtype)
-    p = (wide - lo_w) / (hi_w - lo_w)  # in [0, 1); NaN for NaN or infinite x
-    up = random_uniform(key, x.shape, wide.dtype) < p
-    exact = near.astype(wide.dtype) == wide  # also +-inf
-    return jnp.where(exact | jnp.isnan(wide), near, jnp.where(up, hi, lo))
+    up = random_uniform(key, x.shape, wide.dtype) * (hi_w - lo_w) < exact - lo_w  # P(up) = (x - lo) / (hi - lo)
+    kept = (near.astype(wide.dtype) == exact) | jnp.isnan(exact)  # exact, +-inf, NaN
+    rounded = jnp.where(kept, near, jnp.where(up, hi, lo)).astype(wide.dtype)
+    return (wide + jax.lax.stop_gradient(rounded - wide)).astype(dtype)
 
 
 def _fmix32(h: jax.Array) -> jax.Array:
