@@ -63,15 +63,19 @@ def _is_stored(x: Any) -> bool:
     return isinstance(x, QuantizedArray)
 
 
-def _field(path: tuple) -> str | None:
-    """The innermost NamedTuple field name on a key path."""
-    names = [k.name for k in path if isinstance(k, jax.tree_util.GetAttrKey)]
-    return names[-1] if names else None
+def _field(path: tuple, names: dict) -> str | None:
+    """The innermost attribute name on a key path that `names` has (a NamedTuple field such as nu;
+    attributes of other nodes, like a Packed's `buffers`, are passed over)."""
+    for k in reversed(path):
+        if isinstance(k, jax.tree_util.GetAttrKey) and k.name in names:
+            return k.name
+    return None
 
 
 def _chosen(hp: Hyperparams, path: tuple, like: Any) -> Codec | None:
     """The codec of the leaf at `path` (shaped like `like`), or None where it is kept as it is."""
-    codec = dict(hp.codecs).get(_field(path))
+    codecs = dict(hp.codecs)
+    codec = codecs.get(_field(path, codecs))
     if codec is None or not hasattr(like, "dtype") or not jnp.issubdtype(like.dtype, jnp.floating):
         return None
     if int(np.prod(jnp.shape(like))) < hp.min_size:
