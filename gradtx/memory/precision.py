@@ -115,7 +115,8 @@ def stochastic_round(x: jax.Array, dtype: Any, key: jax.Array) -> jax.Array:
     up = random_uniform(key, x.shape, wide.dtype) * (hi_w - lo_w) < exact - lo_w  # P(up) = (x - lo) / (hi - lo)
     kept = (near.astype(wide.dtype) == exact) | jnp.isnan(exact)  # exact, +-inf, NaN
     rounded = jnp.where(kept, near, jnp.where(up, hi, lo)).astype(wide.dtype)
-    return (wide + jax.lax.stop_gradient(rounded - wide)).astype(dtype)
+    straight_through = wide + jax.lax.stop_gradient(rounded - wide)  # the value of `rounded`, d/dx = 1
+    return jnp.where(jnp.isfinite(wide), straight_through, rounded).astype(dtype)
 
 
 def _fmix32(h: jax.Array) -> jax.Array:
