@@ -164,15 +164,20 @@ TRANSFORMS: tuple[Case, ...] = (
     ),
     # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
     # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
-    Case("state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True), optax=False),
+    Case(
+        "state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True),
+        optax=False,
+    ),
     Case("state_dtype", lambda m: m.state_dtype(m.sgd(0.1, momentum=0.9), jnp.bfloat16), label="all", optax=False),
     Case("quantized_state", lambda m: m.quantized_state(m.adam(1e-3), bits=8, min_size=0), optax=False),
     Case(
-        "quantized_state", lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
+        "quantized_state",
+        lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
         label="4bit", optax=False,
     ),
     Case(
-        "quantized_state", lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
+        "quantized_state",
+        lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
         label="fp8-sr", optax=False,
     ),
     Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),

@@ -95,7 +95,9 @@ def test_quantized_adam_equals_numpy_step_for_step(bits):
     params = rng.normal(size=n)
     grads = [rng.normal(size=n) * 10.0 ** rng.uniform(-3, 1, size=n // 128).repeat(128) for _ in range(steps)]
     lr, b1, b2, eps = 1e-2, 0.9, 0.999, 1e-8
-    mu_codec, nu_codec = (CODECS["dynamic8"], CODECS["dynamic8-unsigned"]) if bits == 8 else (CODECS["dynamic4"], CODECS["linear4"])
+    mu_codec, nu_codec = (
+        (CODECS["dynamic8"], CODECS["dynamic8-unsigned"]) if bits == 8 else (CODECS["dynamic4"], CODECS["linear4"])
+    )
     expected = numpy_quantized_adam(params, grads, lr, b1, b2, eps, mu_codec, nu_codec)
     tx = gradtx.quantized_state(gradtx.adam(lr, b1, b2, eps), bits=bits, min_size=0)
     step = jax.jit(lambda p, s, g: (lambda u, s: (gradtx.apply_updates(p, u), s))(*tx.update(g, s, p)))
@@ -165,12 +167,16 @@ def test_packed_params_and_optax_transformations():
     state = tx.init(packed)
     assert isinstance(state.inner_state[0].mu.buffers["float32"], gradtx.QuantizedArray)
     np.testing.assert_allclose(
-        np.asarray(gradtx.unpack(trained(tx, packed))["w"]), np.asarray(trained(gradtx.adam(1e-2), params)["w"]), atol=2e-3
+        np.asarray(gradtx.unpack(trained(tx, packed))["w"]),
+        np.asarray(trained(gradtx.adam(1e-2), params)["w"]),
+        atol=2e-3,
     )
     with jax.numpy_dtype_promotion("standard"):
         theirs = trained(optax.adam(1e-2), params)
         ours = trained(gradtx.quantized_state(optax.adam(1e-2), bits=8, min_size=0), params)
-    assert isinstance(gradtx.quantized_state(optax.adam(1e-2), min_size=0).init(params).inner_state[0].nu["w"], gradtx.QuantizedArray)
+    assert isinstance(
+        gradtx.quantized_state(optax.adam(1e-2), min_size=0).init(params).inner_state[0].nu["w"], gradtx.QuantizedArray
+    )
     np.testing.assert_allclose(np.asarray(ours["w"]), np.asarray(theirs["w"]), atol=2e-3)
 
 

@@ -117,7 +117,7 @@ def test_kahan_summation_matches_torch_optimi():
     step = jax.jit(lambda w, s: (lambda u, s: (gradtx.apply_updates(w, u), s))(*tx.update(w - tb, s, w)))
     plain_tx = gradtx.adamw(lr, weight_decay=0.0)
     plain, plain_state = w, plain_tx.init(w)
-    for k in range(steps):
+    for _ in range(steps):
         w, state = step(w, state)
         u, plain_state = plain_tx.update(plain - tb, plain_state, plain)
         plain = gradtx.apply_updates(plain, u)

@@ -119,7 +119,9 @@ def hard_values(codec: Codec, rng: np.random.Generator, n: int) -> np.ndarray:
     special = np.concatenate([values, middles * (1 + 1e-6), middles * (1 - 1e-6), [0.0, 1e-9, -1e-9]])
     if codec.kind == "linear" or not codec.signed:
         special = np.abs(special)
-    rows = [rng.normal(size=n) * 10.0 ** rng.uniform(-6, 3, size=n // codec.block_size + 1).repeat(codec.block_size)[:n]]
+    rows = [
+        rng.normal(size=n) * 10.0 ** rng.uniform(-6, 3, size=n // codec.block_size + 1).repeat(codec.block_size)[:n]
+    ]
     rows.append(np.resize(special, n))
     rows.append(np.where(rng.random(n) < 0.3, 0.0, rng.normal(size=n) * 1e-7))
     rows[-1][:: codec.block_size] = 1.0  # each block's maximum far above the rest
@@ -142,9 +144,10 @@ def test_encoding_picks_a_nearest_entry_in_every_block(name):
     np.testing.assert_array_equal(np.asarray(q.scales), s)
     decoded = np.asarray(dequantize(q, codec, x.shape))
     # Our entry for x / s is as near as the nearest one (to float rounding: ties may go either way).
-    ours = np.abs(decoded / np.repeat(np.where(s > 0, s, 1), codec.block_size, -1)[:, :n] - x / np.repeat(
-        np.where(s > 0, s, 1), codec.block_size, -1
-    )[:, :n])
+    ours = np.abs(
+        decoded / np.repeat(np.where(s > 0, s, 1), codec.block_size, -1)[:, :n]
+        - x / np.repeat(np.where(s > 0, s, 1), codec.block_size, -1)[:, :n]
+    )
     assert np.all(ours <= nearest + 1e-6), np.max(ours - nearest)
 
 
@@ -173,9 +176,11 @@ def test_codes_and_block_maxima_equal_bitsandbytes(bnb):
     rng = np.random.default_rng(2)
     for signed in (True, False):
         codec = CODECS["dynamic8" if signed else "dynamic8-unsigned"]
-        x = (rng.normal(size=20 * 256 + 100) * 10.0 ** rng.uniform(-4, 2, size=21).repeat(256)[: 20 * 256 + 100])
+        x = rng.normal(size=20 * 256 + 100) * 10.0 ** rng.uniform(-4, 2, size=21).repeat(256)[: 20 * 256 + 100]
         x = (x if signed else x**2).astype(np.float32)
-        theirs, state = bnb.quantize_blockwise(torch.from_numpy(x), code=bnb.create_dynamic_map(signed=signed), blocksize=256)
+        theirs, state = bnb.quantize_blockwise(
+            torch.from_numpy(x), code=bnb.create_dynamic_map(signed=signed), blocksize=256
+        )
         ours = quantize(jnp.asarray(x), codec)
         np.testing.assert_array_equal(np.asarray(ours.scales), state.absmax.numpy())
         same = np.asarray(ours.codes) == theirs.numpy()
@@ -197,7 +202,7 @@ def test_4bit_codes_equal_torchao(torchao_quant):
         ("dynamic4", torchao_quant.create_dynamic_map(True, 3, 4), x),
         ("linear4", torch.linspace(0, 1, 17)[1:].tolist(), x**2),
     ]:
-        scaled, scale = torchao_quant.scale_tensor(torch.from_numpy(data.reshape(-1)), 128)
+        scaled, _ = torchao_quant.scale_tensor(torch.from_numpy(data.reshape(-1)), 128)
         theirs = torchao_quant.quantize_4bit_with_qmap(scaled, torch.tensor(values)).numpy().reshape(8, 128)
         ours = codecs._unpack4(quantize(jnp.asarray(data), CODECS[name]).codes, 128)
         assert (np.asarray(ours) == theirs).mean() > 0.99, name

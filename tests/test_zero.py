@@ -63,8 +63,12 @@ def test_two_processes_train_checkpoint_and_restore_to_the_numbers_of_one(tmp_pa
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.zero_worker", "process", str(port), str(i), str(tmp_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(4), cwd=ROOT,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(4),
+            cwd=ROOT,
+        )
         for i in range(2)
     ]
     try:

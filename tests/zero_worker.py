@@ -152,7 +152,9 @@ def process_part(checks: Checks, port: str, index: str, out: str) -> None:
         tx = optimizers()[name]
         with checks.check(f"{name}: zero-sharded across processes, checkpointed and restored by both"):
             host = host_params()
-            params = {k: jax.make_array_from_callback(v.shape, replicated, lambda idx, v=v: v[idx]) for k, v in host.items()}
+            params = {
+                k: jax.make_array_from_callback(v.shape, replicated, lambda idx, v=v: v[idx]) for k, v in host.items()
+            }
             shardings = gradtx.zero_shardings(tx, params)
             state = jax.jit(tx.init, out_shardings=shardings)(params)
             step = make_step(tx, out_shardings=(jax.tree.map(lambda _: replicated, params), shardings))
@@ -163,7 +165,9 @@ def process_part(checks: Checks, port: str, index: str, out: str) -> None:
                 checkpointer.save(path, {"params": params, "state": state})
             target = {
                 "params": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), params),
-                "state": jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings),
+                "state": jax.tree.map(
+                    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings
+                ),
             }
             with ocp.StandardCheckpointer() as checkpointer:
                 restored = checkpointer.restore(path, target)

@@ -182,7 +182,6 @@ def _dynamic_floor(a: jax.Array, codec: Codec) -> jax.Array:
 
 
 def _dynamic_encode(y: jax.Array, codec: Codec, noise: jax.Array | None) -> jax.Array:
-    exponents, u = codec.bits - 1, 0 if codec.signed else 1
     negative = (y < 0) if codec.signed else jnp.zeros(y.shape, bool)
     a = jnp.clip(jnp.abs(y) if codec.signed else y, 0, 1)
     m = _dynamic_nearest(a, negative, codec) if noise is None else _dynamic_stochastic(a, negative, codec, noise)

@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradtx import tree
 from gradtx.base import (
     Count,
     GradientTransformation,
@@ -132,7 +131,7 @@ def _update_compact(hp: Hyperparams, g, state: CompactState, params=None, **extr
 def _compact(builder: str, inner: Any, codecs: dict[str, Codec], min_size: Any, key: Any, **shown: Any):
     check_members(builder, (inner,))
     check(builder, min_size=(min_size, "[0, inf)"))
-    if isinstance(min_size, float) or isinstance(min_size, bool):
+    if isinstance(min_size, float | bool):
         raise TypeError(f"{builder}: min_size must be an integer, got {min_size!r}")
     seed = check_seed(builder, key)
     return wrapper(
@@ -194,13 +193,13 @@ def state_dtype(
 
     >>> import jax.numpy as jnp, gradtx
     >>> tx = gradtx.state_dtype(gradtx.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True)
-    >>> state = tx.init({"w": jnp.zeros((4, 4))})
+    >>> state = tx.init({"w": jnp.zeros((4, 4), jnp.float32)})
     >>> state.inner_state[0].nu["w"].dtype, state.inner_state[0].mu["w"].dtype
     (dtype(bfloat16), dtype('float32'))
     """
     builder = "state_dtype"
     default = check_dtype(builder, "dtype", dtype)
-    chosen = {name: default for name in FIRST_MOMENTS + SECOND_MOMENTS} if default is not None else {}
+    chosen: dict[str, Any] = {name: default for name in FIRST_MOMENTS + SECOND_MOMENTS} if default is not None else {}
     for name, value in fields.items():
         chosen[name] = check_dtype(builder, name, value)
     if not chosen:
@@ -281,10 +280,7 @@ def quantized_state(
 
     def codec(name: str) -> Codec:
         second = name in SECOND_MOMENTS
-        if fp8:
-            kind = "e4m3"
-        else:
-            kind = "linear" if bits == 4 and second else "dynamic"
+        kind = "e4m3" if fp8 else "linear" if bits == 4 and second else "dynamic"
         return Codec(kind, signed=not second, bits=bits, block_size=size, stochastic=stochastic)
 
     shown = {

@@ -210,7 +210,8 @@ def stochastic_rounding(inner: GradientTransformation, key: int = 0) -> Gradient
     >>> for _ in range(100):  # 100 steps of -1e-3: each is a quarter of bfloat16's spacing at 1
     ...     u, state = tx.update(jnp.ones_like(w), state, w)
     ...     w = gradtx.apply_updates(w, u)
-    >>> round(float(jnp.mean(w.astype(jnp.float32))), 2), float(gradtx.apply_updates(jnp.ones(1, jnp.bfloat16), -1e-3)[0])
+    >>> plain = gradtx.apply_updates(jnp.ones(1, jnp.bfloat16), -1e-3)  # rounded back to 1
+    >>> round(float(jnp.mean(w.astype(jnp.float32))), 2), float(plain[0])
     (0.9, 1.0)
     """
     check_members("stochastic_rounding", (inner,))
@@ -281,7 +282,7 @@ def kahan_summation(inner: GradientTransformation) -> GradientTransformation:
     ...     u, state = tx.update(jnp.ones_like(w), state, w)
     ...     w = gradtx.apply_updates(w, u)
     >>> float(w[0]), float(w[0].astype(jnp.float32) + state.compensation[0].astype(jnp.float32))
-    (0.90234375, 0.900...)
+    (0.8984375, 0.900...)
     """
     check_members("kahan_summation", (inner,))
     return wrapper("kahan_summation", _init_kahan, _update_kahan, inner)

@@ -50,7 +50,7 @@ def _split_dim(shape: tuple[int, ...], spec: list[Any], size: int, dims: range) 
     return None
 
 
-def _with(sharding: NamedSharding, spec: list[Any], d: int | None, axis: str) -> NamedSharding:
+def _with(sharding: Any, spec: list[Any], d: int | None, axis: str) -> Any:
     if d is None:
         return sharding
     spec = list(spec)
@@ -58,7 +58,7 @@ def _with(sharding: NamedSharding, spec: list[Any], d: int | None, axis: str) ->
     return NamedSharding(sharding.mesh, PartitionSpec(*spec))
 
 
-def _leaf(x: jax.ShapeDtypeStruct, axis: str, size: int) -> NamedSharding:
+def _leaf(x: Any, axis: str, size: int) -> Any:
     sharding = x.sharding
     if x.ndim == 0 or axis in _used_axes(sharding.spec):
         return sharding
@@ -66,7 +66,23 @@ def _leaf(x: jax.ShapeDtypeStruct, axis: str, size: int) -> NamedSharding:
     return _with(sharding, spec, _split_dim(x.shape, spec, size, range(x.ndim)), axis)
 
 
-def _quantized(q: QuantizedArray, axis: str, size: int) -> QuantizedArray:
+def _block_sizes(tx: Any) -> set[int]:
+    """The block sizes of every quantized_state wrapper in tx (found through the builders' arguments)."""
+    found: set[int] = set()
+    hp = getattr(tx, "hyperparams", None)
+    if hp is None:
+        return found
+    if hp.builder == "quantized_state":
+        found |= {codec.block_size for _, codec in hp.codecs}
+    values = [*hp.args, *hp.kwargs.values()]
+    for value in values:
+        for item in value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]:
+            found |= _block_sizes(item)
+    return found
+
+
+def _quantized(q: Any, axis: str, size: int, block_sizes: set[int]) -> Any:
+    """The shardings (a QuantizedArray of them) of a quantized leaf's codes and scales."""
     codes, scales = q.codes, q.scales
     if codes.ndim == 0 or axis in _used_axes(codes.sharding.spec):
         return QuantizedArray(codes.sharding, scales.sharding)
@@ -75,7 +91,8 @@ def _quantized(q: QuantizedArray, axis: str, size: int) -> QuantizedArray:
     d = _split_dim(codes.shape, c_spec, size, lead)
     if d is None:  # the last axis: only where each shard holds whole blocks (no short last block)
         last = codes.ndim - 1
-        whole = codes.shape[last] % scales.shape[last] == 0
+        n, blocks = codes.shape[last], scales.shape[last]  # n codes, or n / 2 bytes of 4-bit codes
+        whole = any(n in (blocks * b, blocks * b // 2) for b in block_sizes)
         if whole and c_spec[last] is None and scales.shape[last] % size == 0 and scales.shape[last] > 0:
             d = last
     return QuantizedArray(_with(codes.sharding, c_spec, d, axis), _with(scales.sharding, s_spec, d, axis))
@@ -95,9 +112,10 @@ def zero_shardings(tx: GradientTransformation, params: Params, axis: str = "data
 
     >>> import jax, jax.numpy as jnp, gradtx
     >>> mesh = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1])
-    >>> params = jax.device_put({"w": jnp.zeros((4, 3))}, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+    >>> replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    >>> params = jax.device_put({"w": jnp.zeros((4, 3))}, replicated)
     >>> gradtx.zero_shardings(gradtx.adam(1e-3), params)[0].mu["w"].spec
-    PartitionSpec('data',)
+    P('data', None)
     """
     abstract = abstract_state(tx, params)
     meshes = [x.sharding.mesh for x in jax.tree.leaves(abstract) if isinstance(x.sharding, NamedSharding)]
@@ -107,9 +125,10 @@ def zero_shardings(tx: GradientTransformation, params: Params, axis: str = "data
             f"zero_shardings: params must be placed on a mesh with axis {axis!r} (NamedSharding); got {names}"
         )
     size = meshes[0].shape[axis]
+    block_sizes = _block_sizes(tx)
 
     def shard(x: Any) -> Any:
-        return _quantized(x, axis, size) if isinstance(x, QuantizedArray) else _leaf(x, axis, size)
+        return _quantized(x, axis, size, block_sizes) if isinstance(x, QuantizedArray) else _leaf(x, axis, size)
 
     return jax.tree.map(shard, abstract, is_leaf=lambda x: isinstance(x, QuantizedArray))
 
