@@ -211,10 +211,19 @@ class UpdateFn(Bound):
     the filtering happens while tracing and costs nothing in the compiled step.
     """
 
-    __slots__ = ()
-    # Whether the gradients are checked against the state's moments too. A wrapper's state nests its
-    # inner transformations' states, which those check themselves: wrappers set it False.
-    checks_state = True
+    __slots__ = ("init",)  # the transformation's init function, to check a state against what it builds
+    init: Callable[..., Any] | None
+
+    def __init__(self, fn: Callable[..., Any], hp: Hyperparams, init: Callable[..., Any] | None = None):
+        super().__init__(fn, hp)
+        object.__setattr__(self, "init", init)
+
+    def __getstate__(self) -> tuple:
+        return (self.fn, self.hp, self.init)
+
+    def __setstate__(self, state: tuple) -> None:
+        super().__setstate__(state[:2])
+        object.__setattr__(self, "init", state[2])
 
     def __call__(
         self, updates: Updates, state: OptState, params: Params | None = None, **extra_args: Any
@@ -225,7 +234,8 @@ class UpdateFn(Bound):
 
     def _traced(self, updates: Updates, state: OptState, params: Params | None, extra_args: dict) -> Any:
         g = tree.trainable(updates)
-        check_matching_trees(self.hp.builder, updates, g, state if self.checks_state else None, params)
+        init = None if self.init is None else functools.partial(self.init, self.hp)
+        check_matching_trees(self.hp.builder, updates, g, state, params, init)
         params = None if params is None else tree.trainable(params)
         new, state = self._apply(g, state, params, extra_args)
         return tree.with_frozen(new, updates), state
@@ -299,7 +309,7 @@ def transformation(
     """
     hp = Hyperparams(builder, args, kwargs)
     update_fn = ExtraArgsUpdateFn if extra_args else UpdateFn
-    return GradientTransformation(InitFn(init, hp), update_fn(update, hp))
+    return GradientTransformation(InitFn(init, hp), update_fn(update, hp, init))
 
 
 def schedule(builder: str, fn: Callable[..., jax.Array], **kwargs: Any) -> Bound:

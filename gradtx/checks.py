@@ -263,58 +263,63 @@ def _mismatch(g: Any, other: Any, name: str, is_params: bool) -> str | None:
     return None
 
 
-class PerLeaf:
-    """The annotation of a state field that has the params' structure but leaves of other shapes.
-
-    `v_row: PerLeaf` in Adafactor's state (a factored moment is smaller than its param), `nu:
-    PerLeaf` in NovoGrad's (one number a leaf). Every other tree field of a state is checked, when
-    an update is traced, to have the params' shapes leaf by leaf.
-    """
+def _is_leaf_or_empty(x: Any) -> bool:
+    # None and childless nodes (MaskedNode(), EmptyState()) are positions in a state too.
+    return x is None or (isinstance(x, tuple) and hasattr(x, "_fields") and not x._fields)
 
 
-def _is_per_leaf(annotation: Any) -> bool:
-    # NamedTuple keeps a postponed annotation (`from __future__ import annotations`) as a ForwardRef.
-    name = getattr(annotation, "__forward_arg__", annotation)
-    return annotation is PerLeaf or (isinstance(name, str) and name.split(".")[-1] == "PerLeaf")
+def _paths(x: Any) -> dict:
+    return dict(jax.tree_util.tree_flatten_with_path(x, is_leaf=_is_leaf_or_empty)[0])
 
 
-def _fields_to_check(state: OptState) -> list[tuple[str, Any, bool]]:
-    """(field, tree, whether its leaves have the params' shapes) for a state NamedTuple's trees.
-
-    init built every tree field of a state from the params, so each has their structure (or holds a
-    subtree per param, as a preconditioner's matrices). Its leaves have the params' shapes unless
-    the field is annotated `PerLeaf`. Array fields (counts, keys) are not trees of the params.
-    """
-    if not (isinstance(state, tuple) and hasattr(state, "_fields")):
-        return []
-    annotations = getattr(type(state), "__annotations__", {})
-    fields = zip(state._fields, state, strict=True)
-    return [(f, v, not _is_per_leaf(annotations.get(f))) for f, v in fields if not hasattr(v, "shape")]
-
-
-def _state_mismatch(g: Updates, field: Any, name: str, same_shapes: bool) -> str | None:
-    """Where the state's tree `field` does not fit the gradients: a key path and what differs, or None."""
+def _mirrors(g: Updates, field: Any) -> bool:
+    """Whether a state field has exactly the gradients' structure and shapes (a moment, a trace)."""
     structure: Any = jax.tree.structure(g)
-    try:
-        parts = structure.flatten_up_to(field)
-    except (ValueError, TypeError):
-        return _mismatch(g, field, name, is_params=False) or "the tree structures differ"
-    if not same_shapes:
-        return None
-    for (path, x), y in zip(jax.tree_util.tree_flatten_with_path(g)[0], parts, strict=True):
-        if hasattr(y, "shape") and jnp.shape(x) != jnp.shape(y):
-            at = jax.tree_util.keystr(path)
-            return f"{at} has shape {jnp.shape(x)} in the gradients, {jnp.shape(y)} in {name}"
+    if structure != jax.tree.structure(field):
+        return False
+    return all(jnp.shape(x) == jnp.shape(y) for x, y in zip(jax.tree.leaves(g), jax.tree.leaves(field), strict=True))
+
+
+def _difference(given: Any, built: Any, name: str) -> str | None:
+    """Where the state's tree `given` differs from `built`, the tree init builds from the gradients."""
+    paths_given, paths_built = _paths(given), _paths(built)
+    for path in paths_built:
+        if path not in paths_given:
+            return f"{jax.tree_util.keystr(path)} is in the gradients, not in {name}"
+    for path in paths_given:
+        if path not in paths_built:
+            return f"{jax.tree_util.keystr(path)} is in {name}, not in the gradients"
+    for path, x in paths_given.items():
+        y = paths_built[path]
+        if (x is None) != (y is None) or (type(x) is not type(y) and _is_leaf_or_empty(x) != _is_leaf_or_empty(y)):
+            return (
+                f"{jax.tree_util.keystr(path)} differs in kind between {name} and what init builds from the gradients"
+            )
+        if hasattr(x, "shape") and hasattr(y, "shape") and jnp.shape(x) != jnp.shape(y):
+            return (
+                f"{jax.tree_util.keystr(path)} has shape {jnp.shape(x)} in {name}, where init builds"
+                f" {jnp.shape(y)} from gradients of these shapes"
+            )
     return None
 
 
-def check_matching_trees(builder: str, updates: Updates, g: Updates, state: OptState, params: Params | None) -> None:
+def check_matching_trees(
+    builder: str,
+    updates: Updates,
+    g: Updates,
+    state: OptState,
+    params: Params | None,
+    init: Callable[[Params], OptState] | None = None,
+) -> None:
     """Trace-time check that the gradients match the params (structure, shapes, dtypes) and the state.
 
-    `g` is `updates` less its non-float leaves. The state is checked field by field: each tree field
-    of a state NamedTuple must have the gradients' structure and, unless its class says otherwise,
-    their shapes (a state built from other params would otherwise fail inside the arithmetic, with
-    an error that names no leaf, or worse, broadcast). Costs nothing when compiled.
+    `g` is `updates` less its non-float leaves. The state is checked when `init` (the
+    transformation's init, on trainable leaves) is given: each tree field of a state NamedTuple
+    that does not have the gradients' very structure and shapes (a factored moment, a nested
+    state) is compared with what `init` builds from the gradients' shapes (`jax.eval_shape`, no
+    arithmetic). A state built from other params would otherwise fail inside the arithmetic with an
+    error that names no leaf, or worse, broadcast. Chain states (tuples) are checked by their
+    members. Costs nothing when compiled.
     """
     if params is not None:
         structure: Any = jax.tree.structure(updates)
@@ -323,8 +328,16 @@ def check_matching_trees(builder: str, updates: Updates, g: Updates, state: OptS
             where = _mismatch(updates, params, "params", is_params=True)
             if where is not None:
                 _raise_mismatch(builder, "params", where, "Pass gradients with the params' structure.", updates, params)
-    for field, value, same_shapes in _fields_to_check(state):
-        where = _state_mismatch(g, value, f"state.{field}", same_shapes)
+    if init is None or not (isinstance(state, tuple) and hasattr(state, "_fields")):
+        return
+    fields = [(f, v) for f, v in zip(state._fields, state, strict=True) if not hasattr(v, "shape")]
+    unlike = [(f, v) for f, v in fields if not _mirrors(g, v)]
+    if not unlike:
+        return
+    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), g)
+    built = jax.eval_shape(init, shapes)
+    for field, value in unlike:
+        where = _difference(value, getattr(built, field, None), f"state.{field}")
         if where is not None:
             hint = "Was the state built by this transformation's init, from params of this structure and these shapes?"
             _raise_mismatch(builder, f"state.{field}", where, hint, g, value)

@@ -65,18 +65,6 @@ def check_members(builder: str, transforms: tuple) -> None:
 # Wrappers: transformations whose state holds other transformations' states
 
 
-class WrapperUpdateFn(ExtraArgsUpdateFn):
-    """The update of a wrapper (`masked`, `partition`, `apply_if_finite`, ...).
-
-    As `UpdateFn`, but the gradients are checked against the params only: the wrapper's state nests
-    its inner transformations' states, which do not have the params' structure and which the inner
-    transformations check themselves.
-    """
-
-    __slots__ = ()
-    checks_state = False
-
-
 def wrapper(
     builder: str,
     init: Callable[..., OptState],
@@ -89,7 +77,7 @@ def wrapper(
     caller's keyword arguments, and its state may nest other states. `hyperparams` may be a subclass
     of Hyperparams whose repr spells a builder called in two steps (`MultiSteps(...).gradient_transformation()`)."""
     hp = hyperparams(builder, args, kwargs)
-    return GradientTransformation(InitFn(init, hp), WrapperUpdateFn(update, hp))
+    return GradientTransformation(InitFn(init, hp), ExtraArgsUpdateFn(update, hp, init))
 
 
 # ---------------------------------------------------------------------------------------------------

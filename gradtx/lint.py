@@ -107,6 +107,10 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "inject_hyperparams": frozenset({"wrapper"}),
     "lookahead": frozenset({"wrapper"}),
     "rollback": frozenset({"wrapper"}),
+    "state_dtype": frozenset({"wrapper"}),
+    "quantized_state": frozenset({"wrapper"}),
+    "stochastic_rounding": frozenset({"wrapper"}),
+    "kahan_summation": frozenset({"wrapper"}),
     # step sizes and the sign
     "scale": _scale,
     "scale_by_learning_rate": _learning_rate,

@@ -170,11 +170,15 @@ def _just_outside(message: str) -> list[Any]:
     return out
 
 
-def _attempt(case: Case, fn: Any, args: tuple, kwargs: dict, name: str, value: Any) -> tuple[str, str | None, str]:
-    """('error' | 'accepted', a failure or None, the error's message) for the builder called with `name=value`."""
+def _attempt(
+    called: str, case: Case, fn: Any, args: tuple, kwargs: dict, name: str, value: Any
+) -> tuple[str, str | None, str]:
+    """('error' | 'accepted', a failure or None, the error's message) for `fn` called with `name=value`.
+
+    `called` is what the user called (its name must open the error), `case` says how to run it.
+    """
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.arguments[name] = value
-    called = case.name
     try:
         built = fn(*bound.args, **bound.kwargs)
     except (ValueError, TypeError) as e:
@@ -193,16 +197,29 @@ def _attempt(case: Case, fn: Any, args: tuple, kwargs: dict, name: str, value: A
 BUILDER_CASES = {}
 for _case in TRANSFORMATION_CASES + SCHEDULES + OWN_PARAMS + EXTRA_ARGS:
     BUILDER_CASES.setdefault(_case.name, _case)  # one case a builder: its first, the plain one
+# A builder wrapped by inject_hyperparams is called with the builder's own arguments: its errors
+# must name what the user called, `inject_hyperparams(sgd)`, and the argument.
+INJECTED = {f"inject_hyperparams({n})": n for n in ("sgd", "adam", "rmsprop", "adafactor")}
 COUNTS = {"builders": 0, "arguments": 0, "attempts": 0, "errors": 0, "accepted": 0}
 
 
-@pytest.mark.parametrize("name", sorted(BUILDER_CASES))
-def test_every_bad_hyperparameter_gets_a_clear_error_or_works(name):
+def _builder(name: str) -> tuple[Any, Case, tuple, dict]:
+    """(the callable, the case that runs what it builds, the registry's arguments) for a fuzzed name."""
+    if name in INJECTED:
+        inner = BUILDER_CASES[INJECTED[name]]
+        args, kwargs = _base_call(inner)
+        injected = gradtx.inject_hyperparams(getattr(gradtx, INJECTED[name]))
+        return injected, Case(name, lambda m: None), args, kwargs
     case = BUILDER_CASES[name]
-    fn = getattr(gradtx, name)
-    args, kwargs = _base_call(case)
+    return getattr(gradtx, name), case, *_base_call(case)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDER_CASES) + sorted(INJECTED))
+def test_every_bad_hyperparameter_gets_a_clear_error_or_works(name):
+    fn, case, args, kwargs = _builder(name)
     bound = inspect.signature(fn).bind(*args, **kwargs)
-    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    signature = inspect.signature(fn)
+    defaults = {k: p.default for k, p in signature.parameters.items()}
     failures = []
     arguments = _numeric_arguments(fn, bound)
     for argument in arguments:
@@ -211,7 +228,7 @@ def test_every_bad_hyperparameter_gets_a_clear_error_or_works(name):
             values.pop("None")  # None is this argument's documented default
         messages = []
         for label, value in values.items():
-            outcome, failure, message = _attempt(case, fn, args, kwargs, argument, value)
+            outcome, failure, message = _attempt(name, case, fn, args, kwargs, argument, value)
             messages.append(message)
             COUNTS["attempts"] += 1
             COUNTS["errors" if outcome == "error" else "accepted"] += 1
@@ -219,7 +236,7 @@ def test_every_bad_hyperparameter_gets_a_clear_error_or_works(name):
                 failures.append(f"[{label}] {failure}")
         ranges = [edges for edges in map(_just_outside, messages) if edges]
         for value in ranges[0] if ranges else []:
-            outcome, failure, _ = _attempt(case, fn, args, kwargs, argument, value)
+            outcome, failure, _ = _attempt(name, case, fn, args, kwargs, argument, value)
             COUNTS["attempts"] += 1
             COUNTS["errors" if outcome == "error" else "accepted"] += 1
             if failure:
@@ -272,8 +289,8 @@ def test_bad_update_trees_fail_at_trace_time_with_the_key_path(case):
     # A state built from other params: of other shapes, or of another tree.
     for other, path in ((OTHER_SHAPES, "['"), ({"w": PARAMS["w"]}, "['b']")):
         foreign = tx.init(other)
-        if not any(jnp.ndim(x) for x in jax.tree.leaves(foreign)):
-            continue  # its state holds nothing shaped like the params (counts only): nothing to mismatch
+        if jax.tree.map(jnp.shape, foreign) == jax.tree.map(jnp.shape, state):
+            continue  # nothing in its state depends on the params (counts, keys): nothing to mismatch
         with pytest.raises((ValueError, TypeError)) as info:
             _update(tx, case, GRADS[0], foreign, PARAMS)
         assert path in str(info.value), f"state from {jax.tree.map(jnp.shape, other)}: {info.value}"

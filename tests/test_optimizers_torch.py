@@ -237,5 +237,5 @@ def test_negative_learning_rate_is_rejected(name):
 def test_adadelta_validates_its_learning_rate_and_arguments():
     with pytest.raises(ValueError, match=re.escape("adadelta: learning_rate must be in [0, inf), got -1.0")):
         gradtx.adadelta(-1.0)
-    with pytest.raises(ValueError, match=re.escape("scale_by_adadelta: rho must be in [0, 1), got 1.0")):
+    with pytest.raises(ValueError, match=re.escape("adadelta: rho must be in [0, 1), got 1.0")):
         gradtx.adadelta(rho=1.0)

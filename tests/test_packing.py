@@ -30,6 +30,14 @@ NEEDS_LEAVES = {
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}
+# Stored per block or rounded with per-leaf draws: on a packed buffer the blocks straddle leaves (other
+# scales) and the draws are the buffer's, so the steps are other valid roundings of the same rule.
+# tests/test_compact.py trains quantized_state on packed params directly.
+PER_BLOCK = {
+    "state_dtype": "stochastic rounding draws its noise per stored leaf: a packed buffer gets other draws",
+    "quantized_state": "blocks of a packed buffer straddle leaves: other block scales, other roundings",
+    "quantized_state[4bit]": "blocks of a packed buffer straddle leaves: other block scales, other roundings",
+}
 
 
 def model(dtype=jnp.float32) -> dict:
@@ -108,6 +116,8 @@ def test_every_entry_on_packed_params_equals_the_tree_or_refuses(case):
         with pytest.raises(TypeError, match="Packed"):
             run(tx, params, grads, packed=True)
         return
+    if case.id in PER_BLOCK:
+        pytest.skip(PER_BLOCK[case.id])
     if case.name in RANDOM:
         pytest.skip("random draws are made per leaf: packed params get other draws of the same noise")
     expected, got = run(tx, params, grads, packed=False), run(tx, params, grads, packed=True)

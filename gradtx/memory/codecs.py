@@ -1,10 +1,10 @@
 """Codecs: how one state array is stored compactly, and read back.
 
-    cast:      x stored in a narrower float dtype (bfloat16, float16), rounded to nearest or at random
-    quantized: x split into blocks of B values along its last axis; each block stored as one scale
-               s = max |x| over the block (float32) and one code per value, the index of the entry of
-               a fixed sorted table q (2^bits entries in [-1, 1]) nearest to x / s:
-                   encode:  code_i = argmin_k |q_k - x_i / s|       decode:  x_i ~ s q[code_i]
+- cast: x is stored in a narrower float dtype (bfloat16, float16), rounded to nearest or at random.
+- quantized: x is split into blocks of B values along its last axis; each block is stored as one
+  float32 scale s (the largest magnitude in the block) and one code per value, the index k of the
+  entry q_k of a fixed sorted table q (2^bits entries in [-1, 1]) nearest to x_i / s. Decoding gives
+  s q_k.
 
 The tables (Dettmers et al., 2022, "8-bit Optimizers via Block-wise Quantization"; Li et al., 2023,
 "Memory Efficient Optimizers with 4-bit States"), written out in NumPy by the functions below:
@@ -19,14 +19,14 @@ The tables (Dettmers et al., 2022, "8-bit Optimizers via Block-wise Quantization
 - `linear_map(bits)`: k / 2^bits for k = 1 .. 2^bits, without zero. Li et al.'s map for second
   moments at 4 bits: with a zero in the table, every v_i < s / 32 of a block would be stored as 0 and
   the update m / (sqrt(v) + eps) of those coordinates would blow up (their "zero-point problem").
-- `e4m3_map()`: float8 e4m3 (the "fn" variant, largest 448): x / s * 448 rounded to e4m3, as
+- `e4m3_map()`: float8 e4m3 (the "fn" variant, largest 448): 448 x / s rounded to e4m3, as
   torchao's AdamWFp8; codes are its bit patterns (`e4m3_map()[code]` is the value / 448).
 
 Encoding and decoding are elementwise arithmetic, not table lookups: XLA:CPU materializes the
 result of every gather, which would hold a float32 copy of the state per lookup. The dynamic map's
 codes have the layout of its definition (a magnitude m whose highest set bit gives the exponent and
 whose lower bits the fraction), so decoding is a count of leading zeros and a multiply-add, and
-encoding finds the exponent by comparing |x| with the powers of ten, estimates m, and rounds between the
+encoding finds the exponent by comparing abs(x) with the powers of ten, estimates m, and rounds between the
 two neighbours it brackets. The tests
 check both against the tables, value by value.
 

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx.base import Count, GradientTransformation, Hyperparams, next_count, zero_count
-from gradtx.checks import check, check_dtype
+from gradtx.checks import COUNT, INTEGER, OR_NONE, POSITIVE_COUNT, ArgumentValueError, check, check_dtype
 from gradtx.combine import check_members, update_one, wrapper
 from gradtx.memory.codecs import Codec, QuantizedArray, decode, encode
 from gradtx.memory.precision import check_seed, step_key
@@ -123,7 +123,7 @@ def _update_compact(hp: Hyperparams, g, state: CompactState, params=None, **extr
 
 def _compact(builder: str, inner: Any, codecs: dict[str, Codec], min_size: Any, key: Any, **shown: Any):
     check_members(builder, (inner,))
-    check(builder, min_size=(min_size, "[0, inf)"))
+    check(builder, min_size=(min_size, COUNT))
     if isinstance(min_size, float | bool):
         raise TypeError(f"{builder}: min_size must be an integer, got {min_size!r}")
     seed = check_seed(builder, key)
@@ -167,7 +167,7 @@ def state_dtype(
 ) -> GradientTransformation:
     """Stores chosen moments of any transformation in a narrower float dtype.
 
-        s~ = float32(stored);   u, s' = inner(g, s~);   stored <- round(s')   (nearest, or stochastic)
+        (u, s_new) = inner(g, float32(s_stored)),   s_stored <- dtype(s_new)   (rounded to nearest, or at random)
 
     `state_dtype(adam(1e-3), nu=jnp.bfloat16)` keeps Adam's nu in bfloat16 (6 bytes a parameter with
     a float32 mu, as optax with bfloat16 params); `state_dtype(adam(1e-3), jnp.bfloat16)` every moment
@@ -258,16 +258,14 @@ def quantized_state(
     (dtype('uint8'), (64, 256), (64, 1))
     """
     builder = "quantized_state"
-    if isinstance(bits, bool) or bits not in (4, 8):
-        raise ValueError(f"{builder}: bits must be 8 or 4, got {bits!r}")
+    check(builder, bits=(bits, INTEGER + "[4, 8]"), block_size=(block_size, POSITIVE_COUNT + OR_NONE))
+    if bits not in (4, 8):
+        raise ArgumentValueError(builder, "bits", f"must be 8 or 4, got {bits!r}")
     if fp8 and bits != 8:
-        raise ValueError(f"{builder}: fp8 codes are 8 bits: pass bits=8 with fp8=True, got bits={bits}")
+        raise ArgumentValueError(builder, "fp8", f"codes are 8 bits: pass bits=8 with fp8=True, got bits={bits}")
     size = DEFAULT_BLOCK[bits] if block_size is None else block_size
-    check(builder, block_size=(size, "[1, inf)"))
-    if isinstance(size, float | bool):
-        raise TypeError(f"{builder}: block_size must be an integer, got {size!r}")
     if bits == 4 and size % 2:
-        raise ValueError(f"{builder}: at 4 bits block_size must be even (two codes a byte), got {size}")
+        raise ArgumentValueError(builder, "block_size", f"must be even at 4 bits (two codes a byte), got {size}")
     names = _fields(builder, fields, FIRST_MOMENTS + SECOND_MOMENTS)
     stochastic = bool(stochastic_rounding)
 

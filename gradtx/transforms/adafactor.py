@@ -33,11 +33,12 @@ from gradtx.base import (
     GradientTransformation,
     Hyperparams,
     ScalarOrSchedule,
+    Updates,
     next_count,
     transformation,
     zero_count,
 )
-from gradtx.checks import COUNT, LEARNING_RATE, NONNEG, OR_NONE, ArgumentTypeError, PerLeaf, arguments_of, check
+from gradtx.checks import COUNT, LEARNING_RATE, NONNEG, OR_NONE, ArgumentTypeError, arguments_of, check
 from gradtx.combine import chain
 from gradtx.packing import require_leaves
 from gradtx.transforms.layerwise import clip_by_block_rms, scale_by_param_block_rms
@@ -61,9 +62,9 @@ class FactoredState(NamedTuple):
     uses one kind; the other fields hold a (1,) placeholder there, as in optax. All real, >= float32."""
 
     count: Count
-    v_row: PerLeaf
-    v_col: PerLeaf
-    v: PerLeaf
+    v_row: Updates
+    v_col: Updates
+    v: Updates
 
 
 def decay_rate_pow(i: jax.Array, exponent: Any = 0.8) -> jax.Array:

@@ -26,7 +26,6 @@ from gradtx.checks import (
     LEARNING_RATE,
     NONNEG,
     UNIT,
-    PerLeaf,
     arguments_of,
     check,
     first_moment_dtype,
@@ -46,7 +45,7 @@ class ScaleByNovogradState(NamedTuple):
 
     count: Count
     mu: Updates
-    nu: PerLeaf  # one 0-d moment a leaf
+    nu: Updates  # one 0-d moment a leaf
 
 
 def _init_novograd(hp: Hyperparams, params) -> ScaleByNovogradState:

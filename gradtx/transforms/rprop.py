@@ -52,7 +52,8 @@ def _as(value: Any, like: jax.Array) -> jax.Array:
 def _next_step(hp: Hyperparams, s: jax.Array, step: jax.Array) -> jax.Array:
     grown = jnp.minimum(_as(hp.eta_plus, step) * step, _as(hp.max_step_size, step))
     shrunk = jnp.maximum(_as(hp.eta_minus, step) * step, _as(hp.min_step_size, step))
-    return jnp.where(s > 0, grown, jnp.where(s < 0, shrunk, step))
+    kept = jnp.where(jnp.isnan(s), s.astype(step.dtype), step)  # a NaN gradient poisons the step, as in torch
+    return jnp.where(s > 0, grown, jnp.where(s < 0, shrunk, kept))
 
 
 def _rprop_step(s: jax.Array, step: jax.Array, g: jax.Array) -> jax.Array:

@@ -68,7 +68,7 @@ def vdot(tree_x: PyTree, tree_y: PyTree) -> jax.Array:
 def norm(tree: PyTree, ord: int | str | float | None = None, squared: bool = False) -> jax.Array:
     """The norm of a tree seen as one vector: L2 (`ord` None or 2), L1 (1) or max (inf, 'inf').
 
-        ||x||_2 = sqrt(sum |x|^2),   ||x||_1 = sum |x|,   ||x||_inf = max |x|      (over all leaves)
+        norm_2 = sqrt(sum_i x_i^2),   norm_1 = sum_i abs(x_i),   norm_inf = max_i abs(x_i)   (i: every coordinate)
 
     `squared=True` returns the square of the norm (for L2, without the root). optax.tree.norm's
     arguments; the sum of squares accumulates in at least float32.
