@@ -12,7 +12,9 @@ name lives:
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
                      transforms/README.md lists which name lives where
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
-                     inject_hyperparams, lookahead, rollback (back to the last good params)
+                     inject_hyperparams, lookahead, rollback (back to the last good params),
+                     conditionally_*, freeze, flatten, monitor, ...; wrappers/README.md lists them
+    microbatching.py a function of a large batch evaluated a microbatch at a time (microbatch, micro_grad)
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
@@ -32,10 +34,11 @@ and the tools:
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
-from gradtx import landscapes, schedules, tree, viz
+from gradtx import landscapes, microbatching, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
+    GradientTransformationExtraArgs,
     OptState,
     Params,
     ScalarOrSchedule,
@@ -44,6 +47,7 @@ from gradtx.base import (
     apply_updates,
     identity,
     incremental_update,
+    init_empty_state,
     stateless,
     stateless_with_tree_map,
 )
@@ -63,6 +67,14 @@ from gradtx.describe import describe, state_nbytes
 from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
 from gradtx.lr_finder import lr_finder
+from gradtx.microbatching import (
+    AccumulationType,
+    Accumulator,
+    micro_grad,
+    micro_vmap,
+    microbatch,
+    reshape_batch_axis,
+)
 from gradtx.packing import Packed, pack, unpack
 from gradtx.schedules import (
     constant_schedule,
@@ -101,7 +113,17 @@ from gradtx.transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
-from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.accumulation import ApplyEvery, apply_every
+from gradtx.transforms.centralize import centralize
+from gradtx.transforms.clipping import (
+    adaptive_grad_clip,
+    clip,
+    clip_by_global_norm,
+    global_norm,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+)
+from gradtx.transforms.constraints import ZeroNansState, keep_params_nonnegative, zero_nans
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -148,6 +170,26 @@ from gradtx.wrappers import (
     skip_large_updates,
     skip_not_finite,
 )
+from gradtx.wrappers import (  # issue 10: the rest of optax's wrappers
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    InjectStatefulHyperparamsState,
+    MonitorState,
+    SnapshotState,
+    StatefulSchedule,
+    WrappedSchedule,
+    WrappedScheduleState,
+    conditionally_mask,
+    conditionally_transform,
+    flatten,
+    freeze,
+    inject_stateful_hyperparams,
+    measure_with_ema,
+    monitor,
+    selective_transform,
+    snapshot,
+    with_extra_args_support,
+)
 
 __version__ = "0.1.0"
 
@@ -189,6 +231,18 @@ __all__ = [
     "cosine_decay_schedule", "warmup_constant_schedule", "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "linear_onecycle_schedule", "sgdr_schedule", "sutskever_momentum_schedule",
+    # issue 10 (optax's transformations, wrappers and helpers): transformations, their states, wrappers,
+    # the extra-args protocol, and microbatching (also as the namespace gradtx.microbatching, as optax's)
+    "centralize", "adaptive_grad_clip", "keep_params_nonnegative", "zero_nans", "apply_every",
+    "per_example_global_norm_clip", "per_example_layer_norm_clip", "global_norm", "init_empty_state",
+    "ZeroNansState", "ApplyEvery",
+    "conditionally_mask", "conditionally_transform", "flatten", "freeze", "selective_transform",
+    "monitor", "measure_with_ema", "snapshot", "inject_stateful_hyperparams", "WrappedSchedule",
+    "StatefulSchedule", "ConditionallyMaskState", "ConditionallyTransformState", "MonitorState",
+    "SnapshotState", "InjectStatefulHyperparamsState", "WrappedScheduleState",
+    "with_extra_args_support", "GradientTransformationExtraArgs",
+    "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
+    "Accumulator",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

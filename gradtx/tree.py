@@ -13,7 +13,9 @@ Numerics, once for all transformations:
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -364,11 +366,73 @@ def sum_sq(tree: PyTree) -> jax.Array:
     return sum((p.astype(dtype) for p in parts), jnp.zeros([], dtype))
 
 
-def norm(tree: PyTree) -> jax.Array:
-    """The global L2 norm of a tree: sqrt of the sum of |x|^2 over all leaves."""
-    return jnp.sqrt(sum_sq(tree))
+def norm(tree: PyTree, ord: int | float | str | None = None, squared: bool = False) -> jax.Array:
+    """The norm of a tree as one vector of all its leaves' coordinates (optax.tree.norm's arguments).
+
+        ord=None or 2:   sqrt(sum |x|^2)      (the global L2 norm, `gradtx.global_norm`)
+        ord=1:           sum |x|
+        ord=inf:         max |x|              (also "inf" or "infinity"; 0 for an empty tree)
+
+    `squared=True` returns the norm's square. Accumulated in at least float32, real for complex
+    leaves; a NaN anywhere gives NaN.
+    """
+    if ord is None or ord == 2:
+        sq = sum_sq(tree)
+        return sq if squared else jnp.sqrt(sq)
+    leaves = [jnp.abs(_up(x)) for x in jax.tree.leaves(tree)]  # real for complex leaves
+    if ord == 1:
+        parts = [jnp.sum(x) for x in leaves]  # sum |x|
+        combine: Any = jnp.add
+    elif ord in (math.inf, "inf", "infinity"):
+        parts = [jnp.max(x) for x in leaves if x.size]  # max |x|; optax's is -inf for an empty tree
+        combine = jnp.maximum
+    else:
+        raise ValueError(f"tree.norm: ord must be None, 1, 2 or inf, got {ord!r}")
+    if not parts:
+        return jnp.zeros([], jnp.float32)
+    dtype = np.result_type(*parts)  # float64 if any leaf is (strict promotion)
+    out = functools.reduce(combine, [p.astype(dtype) for p in parts])
+    return out * out if squared else out
 
 
 def size(tree: PyTree) -> int:
     """The number of scalars in a tree."""
     return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Looking up a value in a state
+
+
+def _values_named(node: Any, key: Any, found: list) -> None:
+    """Appends to `found` every value under a dict key or NamedTuple field `key`, and every
+    NamedTuple of class name `key`, in `node` (searched through dicts, NamedTuples, lists, tuples)."""
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        if type(node).__name__ == key:
+            found.append(node)
+        items: Any = zip(node._fields, node, strict=True)
+    elif isinstance(node, Mapping):  # dicts, flax FrozenDicts
+        items = node.items()
+    elif isinstance(node, list | tuple):
+        items = ((None, v) for v in node)
+    else:
+        return
+    for name, value in items:
+        if name is not None and name == key:
+            found.append(value)
+        _values_named(value, key, found)
+
+
+def get(tree: PyTree, key: Any, default: Any = None) -> Any:
+    """The value in `tree` under the dict key or NamedTuple field `key` (or the NamedTuple named `key`).
+
+    How a measurement is read back from a state (optax.tree.get's name and lookup):
+    `gradtx.tree.get(state, "count")`, `gradtx.tree.get(state, "norm_before_clip")` after `snapshot`
+    or `monitor`. Returns `default` when there is none; raises KeyError when there are several (a
+    chain of two Adams has two `count`s: read one through its place in the chain instead).
+    """
+    found: list = []
+    _values_named(tree, key, found)
+    if len(found) > 1:
+        raise KeyError(f"tree.get: {key!r} occurs {len(found)} times in the tree; index the state to choose one")
+    return found[0] if found else default

@@ -83,6 +83,7 @@ EXTRA_SWEEPS = {
 NO_COMPLEX = {
     "clip": "clip bounds each coordinate to [-c, c]; complex numbers have no order (jnp.clip raises)",
     "scale_by_rprop": "Rprop compares the signs of successive gradients; complex numbers have none (init raises)",
+    "keep_params_nonnegative": "keep_params_nonnegative keeps params >= 0; complex numbers have no order",
 }
 
 
@@ -557,6 +558,9 @@ def test_every_entry_has_finite_gradients_through_update_at_zero_gradients(case)
 COUNTS_NOT_PER_UPDATE = {
     "MultiSteps": "the inner optimizer's count advances once every k = 3 updates (test_wrappers.py checks"
     " that MultiSteps' own gradient_step saturates)",
+    "apply_every": "its count is the place in a cycle of k = 3, 0 to 2 (optax's), not a step counter",
+    "conditionally_mask": "the inner optimizer's count advances at the steps the condition picks only",
+    "conditionally_transform": "the inner transformation's count advances at the steps the condition picks only",
 }
 
 
