@@ -359,9 +359,11 @@ CASES = [pytest.param(case, id=case.id) for case in TRANSFORMATION_CASES]
 
 
 def moves_without_gradients(tx) -> bool:
-    """Weight decay (add_decayed_weights, or a member's own nonzero weight_decay as NovoGrad's) or gradient noise."""
+    """Weight decay (add_decayed_weights, or a member's own nonzero weight_decay as NovoGrad's), gradient
+    noise, or keep_params_nonnegative (it moves negative params to 0)."""
     hps = members(tx)
-    return bool({"add_decayed_weights", "add_noise"} & builders(tx)) or any(hp.kwargs.get("weight_decay") for hp in hps)
+    moving = {"add_decayed_weights", "add_noise", "keep_params_nonnegative"}
+    return bool(moving & builders(tx)) or any(hp.kwargs.get("weight_decay") for hp in hps)
 
 
 @pytest.mark.parametrize("case", CASES)

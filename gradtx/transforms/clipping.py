@@ -144,7 +144,7 @@ def _agc_leaf(hp: Hyperparams, g: jax.Array, w: jax.Array) -> jax.Array:
     # 1e-6 (optax's) only guards 0 / 0 there; a NaN ||g|| fails the comparison and gives NaN.
     factor = jnp.where(g_norm < max_norm, 1, max_norm / jnp.maximum(g_norm, 1e-6))
     g32 = g.astype(tree.compute_dtype(g.dtype))
-    return (g32 * factor.astype(tree.real_dtype(g32.dtype))).astype(g.dtype)
+    return (g32 * factor.astype(g32.dtype)).astype(g.dtype)  # a real factor, complex g too
 
 
 def _update_adaptive_grad_clip(hp: Hyperparams, updates, state, params=None):
