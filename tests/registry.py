@@ -56,6 +56,11 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, _: _not_bias(path), params)
 
 
+def biases(params: Any) -> Any:
+    """True for the biases named 'b' only: the leaves freeze and selective_transform hold fixed."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: not _not_bias(path), params)
+
+
 def adam_or_sgd(params: Any) -> Any:
     """Labels for partition: SGD for biases named 'b', Adam for the rest (a label function)."""
     return jax.tree_util.tree_map_with_path(lambda path, _: "adam" if _not_bias(path) else "sgd", params)
@@ -194,9 +199,9 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("conditionally_mask", lambda m: m.conditionally_mask(m.adam(1e-3), even_steps)),
     Case("conditionally_transform", lambda m: m.conditionally_transform(m.scale_by_adam(), even_steps)),
     Case("flatten", lambda m: m.flatten(m.adam(1e-3))),
-    Case("freeze", lambda m: m.freeze(decay_mask)),
+    Case("freeze", lambda m: m.freeze(biases)),
     # optax's selective_transform takes a tree mask only (it would freeze everything given a function).
-    Case("selective_transform", lambda m: m.selective_transform(m.adam(1e-3), freeze_mask=decay_mask), optax=False),
+    Case("selective_transform", lambda m: m.selective_transform(m.adam(1e-3), freeze_mask=biases), optax=False),
     Case("snapshot", lambda m: m.snapshot("norm", global_norm_of)),
     # A measure returns a measurement, not updates: measure_with_ema is exercised inside monitor. optax's
     # monitor state changes structure at the first update (lax.scan cannot carry it): tests/test_monitor.py.
