@@ -97,6 +97,7 @@ from gradtx.schedules import (
 from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
 from gradtx.sweep import sweep
+from gradtx.transforms.accumulation import ApplyEvery, apply_every
 from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
 from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
@@ -113,7 +114,6 @@ from gradtx.transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
-from gradtx.transforms.accumulation import ApplyEvery, apply_every
 from gradtx.transforms.centralize import centralize
 from gradtx.transforms.clipping import (
     adaptive_grad_clip,
@@ -157,36 +157,34 @@ from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.yogi import scale_by_yogi, yogi
 from gradtx.wrappers import (
     ApplyIfFiniteState,
+    ConditionallyMaskState,
+    ConditionallyTransformState,
     InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
     LookaheadParams,
     LookaheadState,
+    MonitorState,
     MultiSteps,
     MultiStepsState,
     RollbackState,
-    apply_if_finite,
-    inject_hyperparams,
-    lookahead,
-    rollback,
-    skip_large_updates,
-    skip_not_finite,
-)
-from gradtx.wrappers import (  # issue 10: the rest of optax's wrappers
-    ConditionallyMaskState,
-    ConditionallyTransformState,
-    InjectStatefulHyperparamsState,
-    MonitorState,
     SnapshotState,
     StatefulSchedule,
     WrappedSchedule,
     WrappedScheduleState,
+    apply_if_finite,
     conditionally_mask,
     conditionally_transform,
     flatten,
     freeze,
+    inject_hyperparams,
     inject_stateful_hyperparams,
+    lookahead,
     measure_with_ema,
     monitor,
+    rollback,
     selective_transform,
+    skip_large_updates,
+    skip_not_finite,
     snapshot,
     with_extra_args_support,
 )

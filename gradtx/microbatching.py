@@ -30,8 +30,8 @@ from gradtx.checks import COUNT, OR_NONE, POSITIVE_COUNT, ArgumentTypeError, Arg
 class Accumulator:
     """How the results of the n microbatches combine (optax's fields), for one array or a whole tree:
 
-        carry = init(shape and dtype of one result);  carry = update(carry, result_i, i) for i < n
-        result = finalize(carry);   aggregate(results stacked on axis 0) = the same in one go (micro_vmap)
+    carry = init(shape and dtype of one result);  carry = update(carry, result_i, i) for i < n
+    result = finalize(carry);   aggregate(results stacked on axis 0) = the same in one go (micro_vmap)
     """
 
     init: Callable[[Any], Any]
@@ -166,7 +166,9 @@ def reshape_batch_axis(tree: Any, microbatch_size: int, axis: int = 0) -> Any:
     Column-major (optax's convention): a batch sharded over devices along B stays sharded along m.
     """
     check("reshape_batch_axis", microbatch_size=(microbatch_size, POSITIVE_COUNT))
-    return jax.tree.map(lambda x: x.reshape(*x.shape[:axis], -1, microbatch_size, *x.shape[axis + 1 :], order="F"), tree)
+    return jax.tree.map(
+        lambda x: x.reshape(*x.shape[:axis], -1, microbatch_size, *x.shape[axis + 1 :], order="F"), tree
+    )
 
 
 def _as_tuple(builder: str, name: str, value: Any, kind: type) -> tuple:
@@ -186,17 +188,17 @@ def _microbatched(hp: dict, *args: Any, **kwargs: Any) -> Any:
     if batch_size == 0 or batch_size % m:
         raise ValueError(f"microbatch: the batch size {batch_size} is not a positive multiple of microbatch_size={m}")
     n = batch_size // m
-    args, kwargs = list(args), dict(kwargs)
+    args_, kwargs = list(args), dict(kwargs)
     for i, ax in zip(argnums, in_axes, strict=False):
-        args[i] = reshape_batch_axis(args[i], m, ax)
+        args_[i] = reshape_batch_axis(args_[i], m, ax)
     for k, ax in zip(argnames, in_axes[len(argnums) :], strict=True):
         kwargs[k] = reshape_batch_axis(kwargs[k], m, ax)
 
     def f(index: Any) -> Any:  # fun on microbatch `index`
-        take = lambda ax: functools.partial(jax.tree.map, lambda x: jnp.take(x, index, axis=ax))  # noqa: E731
-        a, kw = list(args), dict(kwargs)
+        take = lambda ax: functools.partial(jax.tree.map, lambda x: jnp.take(x, index, axis=ax))
+        a, kw = list(args_), dict(kwargs)
         for i, ax in zip(argnums, in_axes, strict=False):
-            a[i] = take(ax)(args[i])
+            a[i] = take(ax)(args_[i])
         for k, ax in zip(argnames, in_axes[len(argnums) :], strict=True):
             kw[k] = take(ax)(kwargs[k])
         return fun(*a, **kw)
@@ -247,7 +249,9 @@ def microbatch(
     axes = axes * (len(argnums_) + len(argnames_)) if isinstance(in_axes, int) else axes
     if len(axes) != len(argnums_) + len(argnames_):
         raise ArgumentValueError(
-            "microbatch", "in_axes", f"must have one axis per batch argument ({len(argnums_) + len(argnames_)}), got {in_axes!r}"
+            "microbatch",
+            "in_axes",
+            f"must have one axis per batch argument ({len(argnums_) + len(argnames_)}), got {in_axes!r}",
         )
     if not isinstance(num_real_microbatches, jax.Array):
         check("microbatch", num_real_microbatches=(num_real_microbatches, COUNT + OR_NONE))

@@ -15,6 +15,7 @@ each coordinate. For a vector, `clip_by_global_norm(u)` keeps the direction g / 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -81,8 +82,6 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     return transformation("clip_by_global_norm", init_empty, _update_clip_by_global_norm, max_norm=max_norm)
 
 
-
-
 def global_norm(updates: Updates) -> jax.Array:
     """The global L2 norm of a tree: sqrt of the sum of |g|^2 over all leaves and coordinates.
 
@@ -128,9 +127,9 @@ def _unit_sum_sq(x: jax.Array, axis: Any) -> jax.Array:
 
 
 def _safe_root(sq: jax.Array) -> jax.Array:
-    """sqrt(sq) with a finite derivative at sq = 0 (where d sqrt/dx is infinite and inf * 0 is NaN)."""
+    """sqrt(sq) with a finite derivative at sq = 0 (where d sqrt/dx is infinite and inf * 0 is NaN); NaN stays NaN."""
     positive = sq > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1)), 0)
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1)), sq)  # sq itself where it is 0 or NaN
 
 
 def _agc_leaf(hp: Hyperparams, g: jax.Array, w: jax.Array) -> jax.Array:
@@ -192,7 +191,7 @@ def adaptive_grad_clip(clipping: float, eps: float = 1e-3, axis: int | tuple[int
 # Per-example clipping (DP-SGD): functions of a batch of per-example gradients, not transformations
 
 
-def _check_batch(name: str, grads: Updates) -> int:
+def _check_batch(name: str, grads: Updates) -> Any:
     leaves = jax.tree.leaves(grads)
     sizes = {jnp.shape(g)[0] if jnp.ndim(g) else None for g in leaves}
     if not leaves or None in sizes or len(sizes) != 1:
@@ -208,7 +207,7 @@ def _clipped_sum(grads: Updates, c: Any) -> tuple[Updates, jax.Array]:
     """sum_i g_i min(1, c / ||g_i||) and how many examples were clipped, ||g_i|| over every leaf of grads."""
     parts = [jnp.sum(tree.abs_sq(g).reshape(g.shape[0], -1), axis=1) for g in jax.tree.leaves(grads)]
     dtype = np.result_type(*[p.dtype for p in parts])  # float64 if any leaf is (strict promotion)
-    norm = _safe_root(sum(p.astype(dtype) for p in parts))  # ||g_i|| for each example i
+    norm = _safe_root(functools.reduce(jnp.add, [p.astype(dtype) for p in parts]))  # ||g_i|| for each example i
     c = jnp.asarray(c).astype(norm.dtype)
     # s_i = min(1, c / ||g_i||); 1 where ||g_i|| = 0 (optax: nan_to_num(0 / 0) = 1), and c = inf
     # keeps every example whole. A NaN gradient gives a NaN s_i and a NaN sum.
@@ -269,7 +268,8 @@ def per_example_layer_norm_clip(
     _check_batch("per_example_layer_norm_clip", grads)
     check("per_example_layer_norm_clip", global_l2_norm_clip=(global_l2_norm_clip, "[0, inf]"))
     uniform = check_flag("per_example_layer_norm_clip", "uniform", uniform)
-    leaves, treedef = jax.tree.flatten(grads)
+    leaves, treedef_ = jax.tree.flatten(grads)
+    treedef: Any = treedef_  # PyTreeDef's stubs lack unflatten
     sizes = [int(np.prod(g.shape[1:])) for g in leaves]
     shares = [1 / len(leaves) if uniform else d / max(sum(sizes), 1) for d in sizes]
     out = [_clipped_sum(g, global_l2_norm_clip * share**0.5) for g, share in zip(leaves, shares, strict=True)]

@@ -1,4 +1,4 @@
-"""with_extra_args_support: a transformation whose update does not take keyword arguments, made to accept and ignore them.
+"""with_extra_args_support: an update without keyword arguments made to accept (and ignore) them.
 
 u = t(g), whatever keyword arguments update is given
 """
@@ -19,7 +19,7 @@ def _update_with_extra_args(hp: Hyperparams, g, state, params=None, **extra_args
     return hp.args[0].update(g, state, params)  # the keyword arguments are dropped here
 
 
-def with_extra_args_support(tx: Any) -> GradientTransformationExtraArgs:
+def with_extra_args_support(tx: Any) -> Any:
     """`tx` as a GradientTransformationExtraArgs: its update accepts keyword arguments and ignores them.
 
         with_extra_args_support(t).update(g, s, p, **kw) = t.update(g, s, p)

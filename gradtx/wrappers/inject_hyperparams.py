@@ -213,8 +213,6 @@ def _injector(builder: str, inner_factory: Any, static_args: str | Iterable[str]
     return Hyperparams(builder, (inner_factory,), {"static_args": names or None, "hyperparam_dtype": dtype})
 
 
-
-
 # ---------------------------------------------------------------------------------------------------
 # inject_stateful_hyperparams: optax 0.2.8's inject_hyperparams, with stateful schedules
 
