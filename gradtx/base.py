@@ -296,7 +296,9 @@ class GradientTransformationExtraArgs(GradientTransformation):
     (`update(updates, state, params=None, *, loss, **extra_args)`): `chain` and the wrappers then
     pass theirs on to it. A hand-built `GradientTransformation(init, update)` gets none, so an
     optax-style `update(updates, state, params=None)` works in a chain called with keywords. Equal
-    to a GradientTransformation of the same two functions (both are tuples).
+    to a GradientTransformation of the same two functions (both are tuples). gradtx's combinators
+    also pass keywords to optax's GradientTransformationExtraArgs; optax's own do not recognise
+    gradtx's class, so inside `optax.chain` a gradtx member is given none.
 
     >>> import gradtx
     >>> isinstance(gradtx.sgd(0.1), gradtx.GradientTransformationExtraArgs)

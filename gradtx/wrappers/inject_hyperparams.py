@@ -359,9 +359,10 @@ def inject_stateful_hyperparams(
     keyword arguments, e.g. a learning rate that follows the loss) or a function of the count,
     wrapped in `WrappedSchedule` (its state `WrappedScheduleState(count)`); each value is taken from
     the schedule's state before it moves on. Numbers live in `state.hyperparams` as in
-    `inject_hyperparams`; floats are stored in `hyperparam_dtype` (by default the params' widest
-    compute dtype: real, at least float32; optax uses the params' widest dtype, so b2 = 0.999 is
-    1.0 for bfloat16 params), integers as int32. The state is optax 0.2.8's
+    `inject_hyperparams`; floats, and the schedules' values, are stored in `hyperparam_dtype` (by
+    default the params' widest compute dtype: real, at least float32; optax uses the params' widest
+    dtype, so b2 = 0.999 is 1.0 for bfloat16 params, and keeps a schedule's value in the dtype the
+    schedule returns), integers as int32. The state is optax 0.2.8's
     `InjectStatefulHyperparamsState(count, hyperparams, hyperparams_states, inner_state)`, so
     checkpoints of optax's `inject_hyperparams` (which optax 0.2.8 builds this way and of which
     `inject_stateful_hyperparams` is its deprecated name) load here; gradtx's `inject_hyperparams`
