@@ -18,7 +18,7 @@ def two_of_three(step: jax.Array) -> jax.Array:
 
 
 def test_conditionally_mask_matches_optax():
-    make = lambda m: m.conditionally_mask(m.adam(0.1), two_of_three)  # noqa: E731
+    make = lambda m: m.conditionally_mask(m.adam(0.1), two_of_three)
     (us, _, state), (_, _, theirs) = compare_with_optax(make)
     assert not np.asarray(us["w"][1]).any() and np.asarray(us["w"][0]).all()  # step 1 masked, step 0 not
     assert_same_layout(state, theirs)
@@ -26,7 +26,7 @@ def test_conditionally_mask_matches_optax():
 
 
 def test_conditionally_transform_matches_optax():
-    make = lambda m: m.chain(m.conditionally_transform(m.scale_by_adam(), two_of_three), m.scale(-0.1))  # noqa: E731
+    make = lambda m: m.chain(m.conditionally_transform(m.scale_by_adam(), two_of_three), m.scale(-0.1))
     (_, _, state), (_, _, theirs) = compare_with_optax(make)
     assert_same_layout(state, theirs)
 

@@ -40,7 +40,9 @@ def test_every_built_transformation_is_one_and_equal_to_a_plain_pair():
     hand = gradtx.GradientTransformationExtraArgs(gradtx.init_empty_state, needs_loss)
     assert hand.init(params) == gradtx.EmptyState() and hand._fields == ("init", "update")
     assert repr(hand) == "GradientTransformationExtraArgs(init=init_empty_state, update=needs_loss)"
-    assert not isinstance(gradtx.GradientTransformation(gradtx.init_empty_state, plain), gradtx.GradientTransformationExtraArgs)
+    assert not isinstance(
+        gradtx.GradientTransformation(gradtx.init_empty_state, plain), gradtx.GradientTransformationExtraArgs
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ MASK = {"w": False, "b": True, "conv": False, "s": True}  # True: frozen
 
 
 def test_freeze_before_an_optimizer_matches_optax():
-    make = lambda m: m.chain(m.freeze(MASK), m.adam(0.1))  # noqa: E731
+    make = lambda m: m.chain(m.freeze(MASK), m.adam(0.1))
     (us, ps, state), (_, _, theirs) = compare_with_optax(make)
     assert not np.asarray(us["b"]).any() and not np.asarray(us["s"]).any()
     np.testing.assert_array_equal(ps["b"][-1], model()["b"])  # frozen: never moved
@@ -24,7 +24,7 @@ def test_freeze_before_an_optimizer_matches_optax():
 
 
 def test_selective_transform_matches_optax_and_keeps_no_state_for_frozen_params():
-    make = lambda m: m.selective_transform(m.adam(0.1), freeze_mask=MASK)  # noqa: E731
+    make = lambda m: m.selective_transform(m.adam(0.1), freeze_mask=MASK)
     (us, ps, state), (_, _, theirs) = compare_with_optax(make)
     np.testing.assert_array_equal(ps["s"][-1], model()["s"])
     assert_same_layout(state, theirs)  # PartitionState(inner_states={"freeze": ..., "train": ...})

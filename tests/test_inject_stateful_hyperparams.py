@@ -31,12 +31,14 @@ def halving(count: jax.Array) -> jax.Array:
 
 
 def test_matches_optax_with_a_schedule_and_a_number():
-    make = lambda m: injected(m)(m.adam)(learning_rate=halving, b1=0.8)  # noqa: E731
+    make = lambda m: injected(m)(m.adam)(learning_rate=halving, b1=0.8)
     (_, _, state), (_, _, theirs) = compare_with_optax(make)
     # optax keeps a schedule's value in the schedule's own dtype (float32 here); gradtx in the params'.
     lr = theirs.hyperparams["learning_rate"]
     assert lr.dtype == jnp.float32
-    assert_same_layout(state, theirs._replace(hyperparams={**theirs.hyperparams, "learning_rate": lr.astype(jnp.float64)}))
+    assert_same_layout(
+        state, theirs._replace(hyperparams={**theirs.hyperparams, "learning_rate": lr.astype(jnp.float64)})
+    )
     assert int(state.hyperparams_states["learning_rate"].count) == 32
     assert state.hyperparams["b1"].dtype == jnp.float64
     with jax.numpy_dtype_promotion("standard"), pytest.warns(DeprecationWarning):
@@ -67,7 +69,7 @@ class LossScaled:
 def test_a_stateful_schedule_reads_update_keywords_as_in_optax():
     schedule = LossScaled()
     assert isinstance(schedule, gradtx.StatefulSchedule)
-    make = lambda m: injected(m)(m.sgd)(learning_rate=schedule, momentum=0.5)  # noqa: E731
+    make = lambda m: injected(m)(m.sgd)(learning_rate=schedule, momentum=0.5)
     (_, _, state), (_, _, theirs) = compare_with_optax(make, float32=False, loss=jnp.asarray(3.0))
     np.testing.assert_allclose(state.hyperparams_states["learning_rate"].average, 3.0 * (1 - 0.5**32), rtol=1e-12)
     np.testing.assert_allclose(state.hyperparams["learning_rate"], 0.1 / (1 + 3.0 * (1 - 0.5**31)), rtol=1e-12)

@@ -17,7 +17,7 @@ CLIP = 2.0
 
 
 def test_snapshot_in_a_chain_matches_optax():
-    make = lambda m: m.chain(m.scale_by_adam(), m.snapshot("norm", m.tree.norm), m.clip_by_global_norm(0.5))  # noqa: E731
+    make = lambda m: m.chain(m.scale_by_adam(), m.snapshot("norm", m.tree.norm), m.clip_by_global_norm(0.5))
     (_, _, state), (_, _, theirs) = compare_with_optax(make, float32=False)
     assert_same_layout(state, theirs)
     assert float(gradtx.tree.get(state, "norm")) > 0.5  # Adam's step before clipping, at the last step
