@@ -53,11 +53,11 @@ def test_the_condition_gets_update_keywords_only_when_asked(builder):
 
 def test_errors_name_the_wrapper_and_the_argument():
     tx = gradtx.conditionally_mask(gradtx.sgd(0.1), lambda step: step)  # an int, not a bool
-    with pytest.raises(TypeError, match="^conditionally_mask: should_transform_fn must return a boolean scalar"):
+    with pytest.raises(TypeError, match=r"^conditionally_mask: should_transform_fn must return a boolean scalar"):
         tx.update(1.0, tx.init(1.0))
-    with pytest.raises(TypeError, match="^conditionally_transform: should_transform_fn must be a function"):
+    with pytest.raises(TypeError, match=r"^conditionally_transform: should_transform_fn must be a function"):
         gradtx.conditionally_transform(gradtx.sgd(0.1), True)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^conditionally_mask: forward_extra_args must be True or False"):
+    with pytest.raises(TypeError, match=r"^conditionally_mask: forward_extra_args must be True or False"):
         gradtx.conditionally_mask(gradtx.sgd(0.1), two_of_three, forward_extra_args=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^conditionally_mask: argument 0 must be a gradient transformation"):
+    with pytest.raises(TypeError, match=r"^conditionally_mask: argument 0 must be a gradient transformation"):
         gradtx.conditionally_mask(0.1, two_of_three)  # type: ignore[arg-type]

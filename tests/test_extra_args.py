@@ -78,12 +78,12 @@ def test_with_extra_args_support():
         tx = gradtx.with_extra_args_support(inner)
         assert isinstance(tx, gradtx.GradientTransformationExtraArgs)
         with jax.numpy_dtype_promotion("standard"):
-            u, state = tx.update(g, tx.init(g), None, loss=2.0, anything="else")
+            u, _state = tx.update(g, tx.init(g), None, loss=2.0, anything="else")
             expected, _ = inner.update(g, inner.init(g))
         np.testing.assert_allclose(u["w"], expected["w"])
     their = optax.GradientTransformationExtraArgs(optax.init_empty_state, needs_loss)
     assert gradtx.with_extra_args_support(their) is their
-    with pytest.raises(TypeError, match="^with_extra_args_support: argument 0 must be a gradient transformation"):
+    with pytest.raises(TypeError, match=r"^with_extra_args_support: argument 0 must be a gradient transformation"):
         gradtx.with_extra_args_support(0.1)
 
 

@@ -25,7 +25,7 @@ def test_freeze_before_an_optimizer_matches_optax():
 
 def test_selective_transform_matches_optax_and_keeps_no_state_for_frozen_params():
     make = lambda m: m.selective_transform(m.adam(0.1), freeze_mask=MASK)
-    (us, ps, state), (_, _, theirs) = compare_with_optax(make)
+    (_us, ps, state), (_, _, theirs) = compare_with_optax(make)
     np.testing.assert_array_equal(ps["s"][-1], model()["s"])
     assert_same_layout(state, theirs)  # PartitionState(inner_states={"freeze": ..., "train": ...})
     mu = state.inner_states["train"].inner_state[0].mu
@@ -60,12 +60,12 @@ def test_freeze_keeps_a_nan_visible_where_it_trains_and_zero_where_frozen():
 
 
 def test_errors_name_the_builder():
-    with pytest.raises(TypeError, match="^freeze: mask leaves must be Python bools"):
+    with pytest.raises(TypeError, match=r"^freeze: mask leaves must be Python bools"):
         gradtx.freeze({"w": 1})
-    with pytest.raises(TypeError, match="^selective_transform: mask leaves must be Python bools"):
+    with pytest.raises(TypeError, match=r"^selective_transform: mask leaves must be Python bools"):
         gradtx.selective_transform(gradtx.sgd(0.1), freeze_mask={"w": "yes"})
-    with pytest.raises(TypeError, match="^selective_transform: argument 0 must be a gradient transformation"):
+    with pytest.raises(TypeError, match=r"^selective_transform: argument 0 must be a gradient transformation"):
         gradtx.selective_transform(0.1, freeze_mask=True)  # type: ignore[arg-type]
     tx = gradtx.freeze({"w": True})
-    with pytest.raises(ValueError, match="^freeze: mask must be a tree of bools with the params' structure"):
+    with pytest.raises(ValueError, match=r"^freeze: mask must be a tree of bools with the params' structure"):
         tx.init({"v": jnp.ones(2)})

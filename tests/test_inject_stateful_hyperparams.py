@@ -108,5 +108,5 @@ def test_integers_are_int32_the_transformation_pickles_and_errors_name_it():
         gradtx.inject_stateful_hyperparams(gradtx.adam)(1e-3, b1=1.5)
     with pytest.raises(TypeError, match="static_args"):
         gradtx.inject_stateful_hyperparams(gradtx.masked)(gradtx.sgd(0.1), lambda params: "not a schedule")
-    with pytest.raises(ValueError, match="^inject_stateful_hyperparams: static_args must name arguments of adam"):
+    with pytest.raises(ValueError, match=r"^inject_stateful_hyperparams: static_args must name arguments of adam"):
         gradtx.inject_stateful_hyperparams(gradtx.adam, static_args="lr")

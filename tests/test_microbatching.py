@@ -115,14 +115,14 @@ def test_micro_grad_with_per_example_clipping_is_dp_sgd_clipping():
 def test_errors():
     f = gradtx.microbatch(lambda x: x, 0, 5)
     with pytest.raises(
-        ValueError, match="^microbatch: the batch size 12 is not a positive multiple of microbatch_size=5"
+        ValueError, match=r"^microbatch: the batch size 12 is not a positive multiple of microbatch_size=5"
     ):
         f(X)
-    with pytest.raises(ValueError, match="^microbatch: the batch arguments must have one batch size"):
+    with pytest.raises(ValueError, match=r"^microbatch: the batch arguments must have one batch size"):
         gradtx.microbatch(lambda x, y: x, (0, 1), 3)(X, X[:6])
-    with pytest.raises(ValueError, match="^microbatch: a MEAN accumulator needs floating results"):
+    with pytest.raises(ValueError, match=r"^microbatch: a MEAN accumulator needs floating results"):
         gradtx.microbatch(lambda x: x, 0, 3, gmb.AccumulationType.MEAN)(jnp.arange(12))
-    with pytest.raises(TypeError, match="^microbatch: accumulator must be an AccumulationType"):
+    with pytest.raises(TypeError, match=r"^microbatch: accumulator must be an AccumulationType"):
         gradtx.microbatch(lambda x: x, 0, 3, "sum")
     with pytest.raises(ValueError, match=r"^microbatch: microbatch_size must be in \[1, inf\), got 0"):
         gradtx.microbatch(lambda x: x, 0, 0)

@@ -81,13 +81,13 @@ def test_measure_with_ema_keeps_nan_and_sets_its_dtype():
 
 
 def test_errors():
-    with pytest.raises(TypeError, match="^snapshot: measure_name must be a string"):
+    with pytest.raises(TypeError, match=r"^snapshot: measure_name must be a string"):
         gradtx.snapshot(3, gradtx.tree.norm)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^snapshot: measure must be a function"):
+    with pytest.raises(TypeError, match=r"^snapshot: measure must be a function"):
         gradtx.snapshot("norm", 3.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^measure_with_ema: decay must be in \[0, 1\), got 1.5"):
         gradtx.measure_with_ema(gradtx.tree.norm, 1.5)
-    with pytest.raises(TypeError, match="^monitor: measures must be a dict from names to measures"):
+    with pytest.raises(TypeError, match=r"^monitor: measures must be a dict from names to measures"):
         gradtx.monitor([gradtx.tree.norm])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^monitor: argument 0 must be a gradient transformation"):
+    with pytest.raises(TypeError, match=r"^monitor: argument 0 must be a gradient transformation"):
         gradtx.monitor({"x": 3.0})
