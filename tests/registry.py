@@ -214,6 +214,26 @@ TRANSFORMS: tuple[Case, ...] = (
          lambda m: m.inject_stateful_hyperparams(m.adam)(m.exponential_decay(1e-3, 3, 0.5)), optax=False),
     Case("with_extra_args_support",
          lambda m: m.with_extra_args_support(m.GradientTransformation(m.init_empty_state, halve_update))),
+    # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
+    # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
+    Case(
+        "state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True),
+        optax=False,
+    ),
+    Case("state_dtype", lambda m: m.state_dtype(m.sgd(0.1, momentum=0.9), jnp.bfloat16), label="all", optax=False),
+    Case("quantized_state", lambda m: m.quantized_state(m.adam(1e-3), bits=8, min_size=0), optax=False),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
+        label="4bit", optax=False,
+    ),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
+        label="fp8-sr", optax=False,
+    ),
+    Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),
+    Case("kahan_summation", lambda m: m.kahan_summation(m.adamw(1e-3, weight_decay=0.01)), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -301,6 +321,8 @@ NOT_BUILDERS = frozenset(
         "GradientTransformationExtraArgs", "WrappedSchedule", "StatefulSchedule", "ApplyEvery",
         "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
         "Accumulator",
+        # memory and scale (gradtx/memory/)
+        "QuantizedArray", "stochastic_round", "zero_shardings",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
