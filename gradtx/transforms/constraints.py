@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import EmptyState, GradientTransformation, Hyperparams, init_empty, transformation
-from gradtx.checks import PerLeaf, require_params
+from gradtx.checks import require_params
+from gradtx.combine import wrapper
 
 # ---------------------------------------------------------------------------------------------------
 # keep_params_nonnegative
@@ -65,14 +66,14 @@ class ZeroNansState(NamedTuple):
     """found_nan: the params' tree with one boolean scalar a leaf, True where the last update's
     gradient of that leaf held a NaN (optax's field)."""
 
-    found_nan: PerLeaf
+    found_nan: Any  # one 0-d boolean a leaf, not the params' shapes
 
 
 def _init_zero_nans(hp: Hyperparams, params) -> ZeroNansState:
     return ZeroNansState(found_nan=jax.tree.map(lambda _: jnp.asarray(False), params))
 
 
-def _update_zero_nans(hp: Hyperparams, updates, state, params=None):
+def _update_zero_nans(hp: Hyperparams, updates, state, params=None, **extra_args):
     found_nan = jax.tree.map(lambda g: jnp.any(jnp.isnan(g)), updates)  # was there a NaN in this leaf?
     zeroed = jax.tree.map(lambda g: jnp.where(jnp.isnan(g), jnp.zeros_like(g), g), updates)  # u = 0 where g is NaN
     return zeroed, ZeroNansState(found_nan=found_nan)
@@ -97,7 +98,9 @@ def zero_nans() -> GradientTransformation:
     >>> print(u["w"], u["b"], state.found_nan["w"])
     [1. 0.] [inf] True
     """
-    return transformation("zero_nans", _init_zero_nans, _update_zero_nans)
+    # Built as a wrapper is, so that its state is checked against what its init builds (a boolean a
+    # leaf), not against the params' shapes.
+    return wrapper("zero_nans", _init_zero_nans, _update_zero_nans)
 
 
 __all__ = ["NonNegativeParamsState", "ZeroNansState", "keep_params_nonnegative", "zero_nans"]

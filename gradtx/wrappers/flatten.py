@@ -46,9 +46,30 @@ def _init_flatten(hp: Hyperparams, params: Params) -> OptState:
     return hp.args[0].init(_flatten(params))
 
 
+def _check_state(hp: Hyperparams, g: Updates, flat: jax.Array, state: OptState) -> None:
+    """The state must be the one init builds for a vector of this length (trace time, shapes only):
+    the inner transformation sees one vector, so it could not name the leaf that differs."""
+    built = jax.eval_shape(hp.args[0].init, jax.ShapeDtypeStruct(flat.shape, flat.dtype))
+    structure: Any = jax.tree.structure(built)  # PyTreeDef's stubs lack __eq__
+    same = structure == jax.tree.structure(state) and all(
+        jnp.shape(a) == jnp.shape(b) for a, b in zip(jax.tree.leaves(built), jax.tree.leaves(state), strict=True)
+    )
+    if not same:
+        shapes = ", ".join(
+            f"{jax.tree_util.keystr(k)} {jnp.shape(x)}" for k, x in jax.tree_util.tree_leaves_with_path(g)
+        )
+        raise ValueError(
+            f"flatten: the state does not fit the gradients: they flatten to {flat.size} coordinates ({shapes}),"
+            f" the state holds {[jnp.shape(x) for x in jax.tree.leaves(state)]}. Was it built by this"
+            " transformation's init, from params of these shapes?"
+        )
+
+
 def _update_flatten(hp: Hyperparams, g: Updates, state: OptState, params=None, **extra_args):
     flat_params = None if params is None else _flatten(params)
-    u, state = update_one(hp.args[0], _flatten(g), state, flat_params, extra_args)  # u = t(concatenate(g))
+    flat = _flatten(g)
+    _check_state(hp, g, flat, state)
+    u, state = update_one(hp.args[0], flat, state, flat_params, extra_args)  # u = t(concatenate(g))
     return _unflatten(g, u), state
 
 

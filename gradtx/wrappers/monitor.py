@@ -17,6 +17,7 @@ import numpy as np
 from gradtx import tree
 from gradtx.base import (
     EmptyState,
+    ExtraArgsUpdateFn,
     GradientTransformation,
     GradientTransformationExtraArgs,
     Hyperparams,
@@ -24,7 +25,7 @@ from gradtx.base import (
     Updates,
 )
 from gradtx.checks import UNIT, ArgumentTypeError, check, check_dtype, check_flag, check_matching_trees
-from gradtx.combine import WrapperUpdateFn, check_members, update_one, wrapper
+from gradtx.combine import check_members, update_one, wrapper
 from gradtx.transforms.momentum import EmaState, ema
 
 
@@ -98,11 +99,13 @@ def _measured(hp: Hyperparams, g: Any) -> Any:
     return jax.tree.map(lambda m: m if tree.is_inexact(m) else m.astype(dtype), _arrays(hp.measure(g)))
 
 
-class _MeasurementUpdateFn(WrapperUpdateFn):
+class _MeasurementUpdateFn(ExtraArgsUpdateFn):
     """The update of a measure: it returns a measurement, not updates, so nothing is put back into
-    the updates' tree (the integer leaves a transformation hands back untouched)."""
+    the updates' tree (the integer leaves a transformation hands back untouched), and its state
+    (an EMA of the measurement) is not the params' shape: the gradients are checked against the params."""
 
     __slots__ = ()
+    checks_state = False
 
     def _traced(self, updates: Updates, state: Any, params: Any, extra_args: dict) -> Any:
         g = tree.trainable(updates)
