@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, init_empty, transformation
+from gradtx.packing import require_leaves
 
 
 def _centralize_leaf(g: jax.Array) -> jax.Array:
@@ -25,6 +26,7 @@ def _centralize_leaf(g: jax.Array) -> jax.Array:
 
 
 def _update_centralize(hp: Hyperparams, updates, state, params=None):
+    require_leaves("centralize", updates)  # each leaf is a weight: packing would merge them
     return jax.tree.map(_centralize_leaf, updates), state
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from gradtx import tree
 from gradtx.base import GradientTransformation, Hyperparams, Updates, init_empty, transformation
 from gradtx.checks import NONNEG, ArgumentTypeError, check, check_flag, require_params
+from gradtx.packing import require_leaves
 
 
 def _update_clip(hp: Hyperparams, updates, state, params=None):
@@ -147,6 +148,7 @@ def _agc_leaf(hp: Hyperparams, g: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def _update_adaptive_grad_clip(hp: Hyperparams, updates, state, params=None):
+    require_leaves("adaptive_grad_clip", updates)  # units are read from each leaf's shape
     params = require_params("adaptive_grad_clip", params)
     clipped = jax.tree.map(
         lambda g, w: None if g is None else _agc_leaf(hp, g, w), updates, params, is_leaf=lambda x: x is None
