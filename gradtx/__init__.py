@@ -12,7 +12,9 @@ name lives:
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
                      transforms/README.md lists which name lives where
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
-                     inject_hyperparams, lookahead, rollback (back to the last good params)
+                     inject_hyperparams, lookahead, rollback (back to the last good params),
+                     conditionally_*, freeze, flatten, monitor, ...; wrappers/README.md lists them
+    microbatching.py a function of a large batch evaluated a microbatch at a time (microbatch, micro_grad)
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
@@ -34,10 +36,11 @@ and the tools:
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
-from gradtx import landscapes, schedules, tree, viz
+from gradtx import landscapes, microbatching, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
+    GradientTransformationExtraArgs,
     OptState,
     Params,
     ScalarOrSchedule,
@@ -46,6 +49,7 @@ from gradtx.base import (
     apply_updates,
     identity,
     incremental_update,
+    init_empty_state,
     stateless,
     stateless_with_tree_map,
 )
@@ -74,6 +78,14 @@ from gradtx.memory.precision import (
     stochastic_rounding,
 )
 from gradtx.memory.zero import zero_shardings
+from gradtx.microbatching import (
+    AccumulationType,
+    Accumulator,
+    micro_grad,
+    micro_vmap,
+    microbatch,
+    reshape_batch_axis,
+)
 from gradtx.packing import Packed, pack, unpack
 from gradtx.schedules import (
     constant_schedule,
@@ -96,6 +108,7 @@ from gradtx.schedules import (
 from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
 from gradtx.sweep import sweep
+from gradtx.transforms.accumulation import ApplyEvery, apply_every
 from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
 from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
@@ -112,7 +125,16 @@ from gradtx.transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
-from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.centralize import centralize
+from gradtx.transforms.clipping import (
+    adaptive_grad_clip,
+    clip,
+    clip_by_global_norm,
+    global_norm,
+    per_example_global_norm_clip,
+    per_example_layer_norm_clip,
+)
+from gradtx.transforms.constraints import ZeroNansState, keep_params_nonnegative, zero_nans
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -146,18 +168,36 @@ from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.yogi import scale_by_yogi, yogi
 from gradtx.wrappers import (
     ApplyIfFiniteState,
+    ConditionallyMaskState,
+    ConditionallyTransformState,
     InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
     LookaheadParams,
     LookaheadState,
+    MonitorState,
     MultiSteps,
     MultiStepsState,
     RollbackState,
+    SnapshotState,
+    StatefulSchedule,
+    WrappedSchedule,
+    WrappedScheduleState,
     apply_if_finite,
+    conditionally_mask,
+    conditionally_transform,
+    flatten,
+    freeze,
     inject_hyperparams,
+    inject_stateful_hyperparams,
     lookahead,
+    measure_with_ema,
+    monitor,
     rollback,
+    selective_transform,
     skip_large_updates,
     skip_not_finite,
+    snapshot,
+    with_extra_args_support,
 )
 
 __version__ = "0.1.0"
@@ -204,6 +244,18 @@ __all__ = [
     "cosine_decay_schedule", "warmup_constant_schedule", "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "linear_onecycle_schedule", "sgdr_schedule", "sutskever_momentum_schedule",
+    # issue 10 (optax's transformations, wrappers and helpers): transformations, their states, wrappers,
+    # the extra-args protocol, and microbatching (also as the namespace gradtx.microbatching, as optax's)
+    "centralize", "adaptive_grad_clip", "keep_params_nonnegative", "zero_nans", "apply_every",
+    "per_example_global_norm_clip", "per_example_layer_norm_clip", "global_norm", "init_empty_state",
+    "ZeroNansState", "ApplyEvery",
+    "conditionally_mask", "conditionally_transform", "flatten", "freeze", "selective_transform",
+    "monitor", "measure_with_ema", "snapshot", "inject_stateful_hyperparams", "WrappedSchedule",
+    "StatefulSchedule", "ConditionallyMaskState", "ConditionallyTransformState", "MonitorState",
+    "SnapshotState", "InjectStatefulHyperparamsState", "WrappedScheduleState",
+    "with_extra_args_support", "GradientTransformationExtraArgs",
+    "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
+    "Accumulator",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

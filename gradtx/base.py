@@ -87,6 +87,8 @@ def _show(value: Any) -> str:
         return f"<array {value.dtype}{list(value.shape)}>"
     if callable(value) and not isinstance(value, Bound | GradientTransformation):
         return getattr(value, "__qualname__", repr(value))
+    if type(value) is dict:  # e.g. monitor's measures: functions by name, as everywhere else
+        return "{" + ", ".join(f"{k!r}: {_show(v)}" for k, v in value.items()) + "}"
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
         inner = ", ".join(map(_show, value))
         return f"({inner},)" if len(value) == 1 else f"({inner})"
@@ -291,7 +293,29 @@ class GradientTransformation(NamedTuple):
     def __repr__(self) -> str:
         if isinstance(self.init, Bound):
             return repr(self.init.hp)
-        return f"GradientTransformation(init={self.init!r}, update={self.update!r})"
+        return f"{type(self).__name__}(init={_show(self.init)}, update={_show(self.update)})"  # hand-built
+
+
+class GradientTransformationExtraArgs(GradientTransformation):
+    """A GradientTransformation whose `update` takes the caller's keyword arguments (optax's class).
+
+    Every transformation gradtx builds is one, because every gradtx `update` accepts keyword
+    arguments and ignores those it does not use; so `isinstance(gradtx.adam(1e-3),
+    gradtx.GradientTransformationExtraArgs)` holds, as it does for optax's chains. Build one by
+    hand, `GradientTransformationExtraArgs(init, update)`, when `update` takes keyword arguments
+    (`update(updates, state, params=None, *, loss, **extra_args)`): `chain` and the wrappers then
+    pass theirs on to it. A hand-built `GradientTransformation(init, update)` gets none, so an
+    optax-style `update(updates, state, params=None)` works in a chain called with keywords. Equal
+    to a GradientTransformation of the same two functions (both are tuples). gradtx's combinators
+    also pass keywords to optax's GradientTransformationExtraArgs; optax's own do not recognise
+    gradtx's class, so inside `optax.chain` a gradtx member is given none.
+
+    >>> import gradtx
+    >>> isinstance(gradtx.sgd(0.1), gradtx.GradientTransformationExtraArgs)
+    True
+    """
+
+    __slots__ = ()
 
 
 def transformation(
@@ -309,7 +333,7 @@ def transformation(
     """
     hp = Hyperparams(builder, args, kwargs)
     update_fn = ExtraArgsUpdateFn if extra_args else UpdateFn
-    return GradientTransformation(InitFn(init, hp), update_fn(update, hp, init))
+    return GradientTransformationExtraArgs(InitFn(init, hp), update_fn(update, hp, init))  # every update takes keywords
 
 
 def schedule(builder: str, fn: Callable[..., jax.Array], **kwargs: Any) -> Bound:
@@ -343,6 +367,16 @@ def next_count(count: jax.Array) -> jax.Array:
 
 def init_empty(hp: Hyperparams, params: Params) -> EmptyState:
     """The init of every stateless transformation."""
+    return EmptyState()
+
+
+def init_empty_state(params: Params) -> EmptyState:
+    """optax's init for a hand-built stateless transformation: `GradientTransformation(init_empty_state, update)`.
+
+    >>> import gradtx
+    >>> gradtx.init_empty_state({"w": 1.0})
+    EmptyState()
+    """
     return EmptyState()
 
 

@@ -26,6 +26,7 @@ from gradtx.base import (
     EmptyState,
     ExtraArgsUpdateFn,
     GradientTransformation,
+    GradientTransformationExtraArgs,
     Hyperparams,
     InitFn,
     OptState,
@@ -39,9 +40,13 @@ from gradtx.packing import require_leaves
 
 
 def _takes_extra_args(tx: Any) -> bool:
-    # Every gradtx update ignores keywords it does not use; optax marks those that accept them by
-    # their class. A plain optax GradientTransformation would raise on them, so it gets none.
-    return isinstance(tx.update, UpdateFn) or type(tx).__name__ == "GradientTransformationExtraArgs"
+    # Every gradtx update ignores keywords it does not use; optax and gradtx mark the hand-built ones
+    # that accept them by their class. A plain GradientTransformation would raise on them: it gets none.
+    return (
+        isinstance(tx.update, UpdateFn)
+        or isinstance(tx, GradientTransformationExtraArgs)
+        or type(tx).__name__ == "GradientTransformationExtraArgs"  # optax's
+    )
 
 
 def update_one(tx: Any, updates: Updates, state: OptState, params: Params, extra_args: dict) -> Any:
@@ -77,7 +82,7 @@ def wrapper(
     caller's keyword arguments, and its state may nest other states. `hyperparams` may be a subclass
     of Hyperparams whose repr spells a builder called in two steps (`MultiSteps(...).gradient_transformation()`)."""
     hp = hyperparams(builder, args, kwargs)
-    return GradientTransformation(InitFn(init, hp), ExtraArgsUpdateFn(update, hp, init))
+    return GradientTransformationExtraArgs(InitFn(init, hp), ExtraArgsUpdateFn(update, hp, init))
 
 
 # ---------------------------------------------------------------------------------------------------

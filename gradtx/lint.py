@@ -151,6 +151,24 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_param_block_norm": NONE,
     "scale_by_param_block_rms": NONE,
     "add_noise": NONE,
+    # issue 10: optax's remaining transformations and wrappers
+    "adaptive_grad_clip": frozenset({"grad-clip"}),  # a clip of the gradients (relative to the weights)
+    "centralize": NONE,
+    "keep_params_nonnegative": NONE,  # reads the final step: it goes last
+    "zero_nans": NONE,
+    "apply_every": NONE,  # a sum of k gradients, emitted every k-th step (no decay, no lag)
+    "freeze": NONE,  # zero on the frozen leaves, the identity on the others
+    "snapshot": NONE,
+    "monitor": NONE,  # measures the updates, passes them on
+    "measure_with_ema": NONE,
+    # looked through: their inner transformation's stages, as if in place (conditionally_* on the
+    # steps their condition picks; selective_transform on the leaves it trains)
+    "conditionally_mask": frozenset({"wrapper"}),
+    "conditionally_transform": frozenset({"wrapper"}),
+    "flatten": frozenset({"wrapper"}),
+    "selective_transform": frozenset({"wrapper"}),
+    "inject_stateful_hyperparams": frozenset({"wrapper"}),
+    "with_extra_args_support": frozenset({"wrapper"}),
 }  # fmt: skip
 
 

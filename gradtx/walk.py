@@ -31,6 +31,7 @@ __all__ = [
 ]  # fmt: skip
 
 OPAQUE = "opaque optax transformation"
+INJECTORS = ("inject_hyperparams", "inject_stateful_hyperparams")  # hold a builder, not a transformation
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ def children(tx: Any) -> list[tuple[str, Any]]:
     hp = hyperparams_of(tx)
     if hp is None:
         return []
-    if hp.builder == "inject_hyperparams" and hp.args and isinstance(hp.args[0], Bound):
+    if hp.builder in INJECTORS and hp.args and isinstance(hp.args[0], Bound):
         factory = hp.args[0].hp.args[0]
         return [("inner", factory(**hp.arguments))]
     out: list[tuple[str, Any]] = []
@@ -110,9 +111,9 @@ def short_repr(tx: Any) -> str:
         return OPAQUE
     shown = [_show(a) for a in hp.args if not holds_transformation(a)]
     shown += [f"{k}={_show(v)}" for k, v in hp.kwargs.items() if v is not None and not holds_transformation(v)]
-    if hp.builder == "inject_hyperparams":
+    if hp.builder in INJECTORS:
         shown = [f"{k}={_show(v)}" for k, v in hp.arguments.items() if v is not None]
-        return f"inject_hyperparams(...)({', '.join(shown)})"
+        return f"{hp.builder}(...)({', '.join(shown)})"
     if any(holds_transformation(v) for v in (*hp.args, *hp.kwargs.values())):
         shown.insert(0, "...")
     return f"{hp.builder}({', '.join(shown)})"
@@ -125,7 +126,7 @@ def holds_transformation(v: Any) -> bool:
         return any(map(holds_transformation, v.values()))
     if isinstance(v, tuple) and not hasattr(v, "_fields"):
         return any(map(holds_transformation, v))
-    return isinstance(v, Bound) and v.hp.builder == "inject_hyperparams"
+    return isinstance(v, Bound) and v.hp.builder in INJECTORS
 
 
 def _show(v: Any) -> str:

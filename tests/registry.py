@@ -56,6 +56,11 @@ def decay_mask(params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, _: _not_bias(path), params)
 
 
+def biases(params: Any) -> Any:
+    """True for the biases named 'b' only: the leaves freeze and selective_transform hold fixed."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: not _not_bias(path), params)
+
+
 def adam_or_sgd(params: Any) -> Any:
     """Labels for partition: SGD for biases named 'b', Adam for the rest (a label function)."""
     return jax.tree_util.tree_map_with_path(lambda path, _: "adam" if _not_bias(path) else "sgd", params)
@@ -69,6 +74,26 @@ def freeze_biases(params: Any) -> Any:
 def ramp(count: jax.Array) -> jax.Array:
     """A momentum schedule written here, independent of gradtx.schedules."""
     return jnp.minimum(0.5 + 0.05 * count.astype(jnp.float32), 0.9)
+
+
+def two_of_three(step: jax.Array) -> jax.Array:
+    """A condition for conditionally_mask / conditionally_transform: two steps of every three, from the first."""
+    return step % 3 != 2
+
+
+def squares(updates: Any) -> Any:
+    """A measurement with the updates' structure and dtypes (so measure_with_ema's output is one)."""
+    return jax.tree.map(jnp.square, updates)
+
+
+def global_norm_of(updates: Any) -> jax.Array:
+    """A measurement for snapshot and monitor (module-level, so the repr names it)."""
+    return gradtx.tree.norm(updates)
+
+
+def halve_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+    """An optax-style update without keyword arguments, for with_extra_args_support."""
+    return jax.tree.map(lambda u: u / 2, updates), state
 
 
 LR = (1e-3, 1e-2, 1e-1)
@@ -163,6 +188,32 @@ TRANSFORMS: tuple[Case, ...] = (
         "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
         sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
     ),
+    # Issue 10: the rest of optax's transformations and wrappers (tests/transforms/test_accumulation.py,
+    # test_centralize.py, test_clipping.py, test_constraints.py; tests/test_conditionally.py, test_freeze.py,
+    # test_flatten.py, test_monitor.py, test_inject_stateful_hyperparams.py, test_extra_args.py).
+    Case("centralize", lambda m: m.centralize()),
+    Case("adaptive_grad_clip", lambda m: m.adaptive_grad_clip(0.5)),
+    Case("keep_params_nonnegative", lambda m: m.keep_params_nonnegative()),
+    Case("zero_nans", lambda m: m.zero_nans()),  # the one entry that turns NaN into 0: its purpose
+    Case("apply_every", lambda m: m.apply_every(3)),
+    Case("conditionally_mask", lambda m: m.conditionally_mask(m.adam(1e-3), two_of_three)),
+    Case("conditionally_transform", lambda m: m.conditionally_transform(m.scale_by_adam(), two_of_three)),
+    Case("flatten", lambda m: m.flatten(m.adam(1e-3))),
+    Case("freeze", lambda m: m.freeze(biases)),
+    # optax's selective_transform takes a tree mask only (it would freeze everything given a function).
+    Case("selective_transform", lambda m: m.selective_transform(m.adam(1e-3), freeze_mask=biases), optax=False),
+    Case("snapshot", lambda m: m.snapshot("norm", global_norm_of)),
+    # A measure returns a measurement, not updates: measure_with_ema is exercised inside monitor. optax's
+    # monitor state changes structure at the first update (lax.scan cannot carry it): tests/test_monitor.py.
+    Case("monitor", lambda m: m.monitor({"norm": global_norm_of, "ema": m.measure_with_ema(squares, 0.9)}),
+         optax=False),
+    Case("measure_with_ema", lambda m: m.monitor({"ema": m.measure_with_ema(squares, 0.5, debias=False)}),
+         optax=False),
+    # optax's inject_stateful_hyperparams is its inject_hyperparams under a name that warns (deprecated).
+    Case("inject_stateful_hyperparams",
+         lambda m: m.inject_stateful_hyperparams(m.adam)(m.exponential_decay(1e-3, 3, 0.5)), optax=False),
+    Case("with_extra_args_support",
+         lambda m: m.with_extra_args_support(m.GradientTransformation(m.init_empty_state, halve_update))),
     # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
     # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
     Case(
@@ -265,6 +316,11 @@ NOT_BUILDERS = frozenset(
         "make_step", "pack", "unpack", "Packed",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
+        # issue 10: functions of a batch, the norm, the protocol's pieces, states, microbatching
+        "global_norm", "per_example_global_norm_clip", "per_example_layer_norm_clip", "init_empty_state",
+        "GradientTransformationExtraArgs", "WrappedSchedule", "StatefulSchedule", "ApplyEvery",
+        "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
+        "Accumulator",
         # memory and scale (gradtx/memory/)
         "QuantizedArray", "stochastic_round", "zero_shardings",
     }

@@ -66,6 +66,13 @@ NAN_EXEMPT = {
     "multi_transform": "the registry's case freezes the biases with set_to_zero",
     "apply_if_finite": "it skips non-finite steps (zero updates, the state kept): its purpose, counted in its state",
     "MultiSteps": "it emits every k = 3 gradients; tests/test_wrappers.py checks the NaN comes out at the k-th",
+    "zero_nans": "it turns NaN into 0: its documented purpose, recorded in state.found_nan",
+    "freeze": "the frozen leaves' updates are zero by design (the registry's case freezes the biases)",
+    "selective_transform": "the frozen leaves' updates are zero by design (the registry's case freezes the biases)",
+    # Their state is a record of the updates, never read back: a NaN shows there, later updates are later gradients.
+    "snapshot": "its state records a measurement and is never read back (tests/test_monitor.py)",
+    "monitor": "its state records measurements and is never read back (tests/test_monitor.py)",
+    "measure_with_ema": "its case is a monitor: the state records an EMA and is never read back",
 }
 
 

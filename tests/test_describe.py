@@ -20,6 +20,8 @@ ALL = TRANSFORMATION_CASES + OWN_PARAMS + EXTRA_ARGS
 # Builders whose docstrings (and modules' docstrings) hold no equation: their summary line says it.
 # Any other builder must have one, so that describe shows it without a table kept here.
 NO_EQUATION = {"identity", "stateless", "stateless_with_tree_map", "named_chain", "set_to_zero"}
+# Entries that hold a hand-built transformation (no gradtx hyperparameters: an opaque stage), and why.
+OPAQUE_INSIDE = {"with_extra_args_support": "it exists to wrap a hand-built GradientTransformation"}
 
 
 def _nbytes(x) -> int:
@@ -37,6 +39,8 @@ def test_every_registry_entry_is_described(case):
     state = jax.eval_shape(tx.init, PARAMS)
     assert sum(s.state_bytes for s in d.stages) == sum(map(_nbytes, jax.tree.leaves(state)))
     for s in d.stages:
+        if s.name == OPAQUE and case.id in OPAQUE_INSIDE:
+            continue
         assert s.name != OPAQUE and s.summary, s
         assert s.equation or s.name in NO_EQUATION, f"{s.name}: no equation in its docstring"
     assert str(d).count("\n") >= len(d.stages)

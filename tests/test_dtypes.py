@@ -83,6 +83,7 @@ EXTRA_SWEEPS = {
 NO_COMPLEX = {
     "clip": "clip bounds each coordinate to [-c, c]; complex numbers have no order (jnp.clip raises)",
     "scale_by_rprop": "Rprop compares the signs of successive gradients; complex numbers have none (init raises)",
+    "keep_params_nonnegative": "keep_params_nonnegative keeps params >= 0; complex numbers have no order",
 }
 
 
@@ -367,9 +368,11 @@ CASES = [pytest.param(case, id=case.id) for case in TRANSFORMATION_CASES]
 
 
 def moves_without_gradients(tx) -> bool:
-    """Weight decay (add_decayed_weights, or a member's own nonzero weight_decay as NovoGrad's) or gradient noise."""
+    """Weight decay (add_decayed_weights, or a member's own nonzero weight_decay as NovoGrad's), gradient
+    noise, or keep_params_nonnegative (it moves negative params to 0)."""
     hps = members(tx)
-    return bool({"add_decayed_weights", "add_noise"} & builders(tx)) or any(hp.kwargs.get("weight_decay") for hp in hps)
+    moving = {"add_decayed_weights", "add_noise", "keep_params_nonnegative"}
+    return bool(moving & builders(tx)) or any(hp.kwargs.get("weight_decay") for hp in hps)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -577,6 +580,9 @@ def test_every_entry_has_finite_gradients_through_update_at_zero_gradients(case)
 COUNTS_NOT_PER_UPDATE = {
     "MultiSteps": "the inner optimizer's count advances once every k = 3 updates (test_wrappers.py checks"
     " that MultiSteps' own gradient_step saturates)",
+    "apply_every": "its count is the place in a cycle of k = 3, 0 to 2 (optax's), not a step counter",
+    "conditionally_mask": "the inner optimizer's count advances at the steps the condition picks only",
+    "conditionally_transform": "the inner transformation's count advances at the steps the condition picks only",
 }
 
 

@@ -27,6 +27,7 @@ NEEDS_LEAVES = {
     "scale_by_factored_rms", "scale_by_novograd", "lamb", "lars", "adafactor", "novograd",
     "masked", "partition", "multi_transform",
     "add_decayed_weights[mask]", "adamw[mask]", "lion",
+    "centralize", "adaptive_grad_clip", "freeze", "selective_transform",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

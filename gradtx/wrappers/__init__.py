@@ -7,29 +7,73 @@
                                  alpha of the way to them, and the fast weights restart there
     rollback(t, factor)          u = t(g) while the loss (update's loss=) is finite and below factor
                                  x its average, else u = last good params - params (and t's state back)
+    conditionally_transform(t, f)  u = t(g) at the steps where f(step) holds, else g
+    conditionally_mask(t, f)     u = t(g) at the steps where f(step) holds, else 0
+    freeze(mask)                 u = 0 where mask is True, else g
+    selective_transform(t, freeze_mask=m)   u = t(g) where m is False (t keeps state for those alone), else 0
+    flatten(t)                   u = t(concatenation of every leaf), cut back into leaves
+    snapshot, monitor, measure_with_ema     u = g; measurements of g kept in the state
+    inject_stateful_hyperparams(b)(...)     inject_hyperparams with stateful schedules (optax 0.2.8's layout)
+    with_extra_args_support(t)   t whose update accepts (and ignores) keyword arguments
 
 Each wrapper's state nests its inner transformation's state, under optax's field names, and
 each passes the caller's keyword arguments on to it.
 """
 
 from gradtx.wrappers.apply_if_finite import ApplyIfFiniteState, apply_if_finite
-from gradtx.wrappers.inject_hyperparams import InjectHyperparamsState, inject_hyperparams
+from gradtx.wrappers.conditionally import (
+    ConditionallyMaskState,
+    ConditionallyTransformState,
+    conditionally_mask,
+    conditionally_transform,
+)
+from gradtx.wrappers.extra_args import with_extra_args_support
+from gradtx.wrappers.flatten import flatten
+from gradtx.wrappers.freeze import freeze, selective_transform
+from gradtx.wrappers.inject_hyperparams import (
+    InjectHyperparamsState,
+    InjectStatefulHyperparamsState,
+    StatefulSchedule,
+    WrappedSchedule,
+    WrappedScheduleState,
+    inject_hyperparams,
+    inject_stateful_hyperparams,
+)
 from gradtx.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
+from gradtx.wrappers.monitor import MonitorState, SnapshotState, measure_with_ema, monitor, snapshot
 from gradtx.wrappers.multi_steps import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
 from gradtx.wrappers.rollback import RollbackState, rollback
 
 __all__ = [
     "ApplyIfFiniteState",
+    "ConditionallyMaskState",
+    "ConditionallyTransformState",
     "InjectHyperparamsState",
+    "InjectStatefulHyperparamsState",
     "LookaheadParams",
     "LookaheadState",
     "MultiSteps",
+    "MonitorState",
     "MultiStepsState",
     "RollbackState",
+    "SnapshotState",
+    "StatefulSchedule",
+    "WrappedSchedule",
+    "WrappedScheduleState",
     "apply_if_finite",
+    "conditionally_mask",
+    "conditionally_transform",
+    "flatten",
+    "freeze",
     "inject_hyperparams",
+    "inject_stateful_hyperparams",
     "lookahead",
+    "measure_with_ema",
+    "monitor",
     "rollback",
+    "selective_transform",
     "skip_large_updates",
     "skip_not_finite",
+    "snapshot",
+    "with_extra_args_support",
 ]

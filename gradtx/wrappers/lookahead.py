@@ -10,6 +10,7 @@ from gradtx import tree
 from gradtx.base import (
     Count,
     GradientTransformation,
+    GradientTransformationExtraArgs,
     Hyperparams,
     InitFn,
     OptState,
@@ -118,7 +119,7 @@ def lookahead(
         "lookahead", (fast_optimizer,),
         {"sync_period": sync_period, "slow_step_size": slow_step_size, "reset_state": reset_state},
     )  # fmt: skip
-    return GradientTransformation(InitFn(_init_lookahead, hp), _LookaheadUpdateFn(_update_lookahead, hp))
+    return GradientTransformationExtraArgs(InitFn(_init_lookahead, hp), _LookaheadUpdateFn(_update_lookahead, hp))
 
 
 __all__ = ["LookaheadParams", "LookaheadState", "lookahead"]

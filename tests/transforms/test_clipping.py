@@ -153,3 +153,142 @@ def test_max_norm_may_be_traced_under_vmap():
         jnp.array([1.0, 10.0], jnp.float32)
     )
     np.testing.assert_allclose(out, [[0.6, 0.8], [3.0, 4.0]], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# adaptive_grad_clip, the per-example clips and global_norm (issue 10), against optax in float64 and
+# NumPy loops written from the papers (Brock et al., 2021; Abadi et al., 2016; McMahan et al., 2018)
+
+from tests.trajectories import compare_with_optax, gradients, model  # noqa: E402
+
+
+def agc_model() -> dict:
+    """Every default unit layout: dense (in, out), multi-head (in, heads, out), conv (H, W, in, out),
+    conv3d (D, H, W, in, out), a vector, a (1, n) row (one unit: one dimension longer than 1), a scalar."""
+    rng = np.random.default_rng(3)
+    shapes = {"dense": (3, 4), "heads": (3, 2, 4), "conv": (3, 3, 2, 4), "conv3d": (2, 2, 2, 2, 3),
+              "b": (4,), "row": (1, 5), "s": ()}  # fmt: skip
+    return {k: jnp.asarray(rng.normal(size=s), jnp.float64) for k, s in shapes.items()}
+
+
+def test_adaptive_grad_clip_matches_optax_and_clips_some_units_only():
+    params = agc_model()
+    grads = gradients(params, scale=np.linspace(0.01, 1.0, 32))  # units cross the bound during the run
+    make = lambda m: m.adaptive_grad_clip(0.3, eps=1e-3)
+    (us, _ps, _), _ = compare_with_optax(make, params, grads)
+    # Some units are clipped (u != g) and others are not, at some steps each.
+    clipped = [np.asarray(us[k]) != np.asarray(grads[k]) for k in params]
+    assert any(c.any() for c in clipped) and any((~c).any() for c in clipped)
+
+
+def test_adaptive_grad_clip_with_axis_matches_optax():
+    params = {"kernel": model()["conv"], "heads": agc_model()["heads"]}  # axis applies to every leaf
+    make = lambda m: m.adaptive_grad_clip(0.1, axis=(0, 1))
+    compare_with_optax(make, params, gradients(params), float32=False)
+
+
+def test_adaptive_grad_clip_one_step_against_numpy():
+    """A dense kernel's units are its columns: u = g l max(||w||, eps) / ||g|| where that is below 1."""
+    rng = np.random.default_rng(0)
+    w, g = rng.normal(size=(5, 3)), rng.normal(size=(5, 3)) * np.array([0.01, 1.0, 10.0])
+    lam, eps = 0.5, 1e-3
+    bound = lam * np.maximum(np.linalg.norm(w, axis=0), eps)
+    norm = np.linalg.norm(g, axis=0)
+    expected = np.where(norm < bound, g, g * bound / norm)
+    assert (norm < bound).any() and (norm > bound).any()
+    tx = gradtx.adaptive_grad_clip(lam, eps)
+    u, _ = tx.update(jnp.asarray(g), tx.init(jnp.asarray(w)), jnp.asarray(w))
+    np.testing.assert_allclose(u, expected, rtol=1e-12)
+
+
+def test_adaptive_grad_clip_nan_stays_nan_and_zero_params_use_eps():
+    tx = gradtx.adaptive_grad_clip(0.5, eps=0.1)
+    w = {"a": jnp.zeros(3, jnp.float64), "b": jnp.ones(2, jnp.float64)}
+    g = {"a": jnp.asarray([1.0, 0.0, 0.0]), "b": jnp.asarray([jnp.nan, 1.0])}
+    u, _ = tx.update(g, tx.init(w), w)
+    np.testing.assert_allclose(u["a"], [0.05, 0.0, 0.0], rtol=1e-12)  # bound 0.5 * max(0, 0.1)
+    assert np.isnan(np.asarray(u["b"])).all()  # a NaN unit norm: NaN out, never a silent number
+
+
+def test_adaptive_grad_clip_errors():
+    with pytest.raises(ValueError, match=r"^adaptive_grad_clip: clipping must be in \[0, inf\), got -1"):
+        gradtx.adaptive_grad_clip(-1.0)
+    with pytest.raises(TypeError, match=r"^adaptive_grad_clip: axis must be None, an int or a tuple of ints"):
+        gradtx.adaptive_grad_clip(0.1, axis="rows")  # type: ignore[arg-type]
+    tx = gradtx.adaptive_grad_clip(0.1)
+    p = jnp.ones((2,) * 6)
+    with pytest.raises(ValueError, match=r"adaptive_grad_clip: a leaf of shape \(2, 2, 2, 2, 2, 2\) has no default"):
+        tx.update(p, tx.init(p), p)
+    with pytest.raises(ValueError, match="adaptive_grad_clip: update needs params"):
+        tx.update(p, tx.init(p))
+
+
+def per_example_batch() -> dict:
+    """6 examples: two with tiny gradients (unclipped), one all zero, three large."""
+    rng = np.random.default_rng(1)
+    size = np.array([0.01, 0.02, 0.0, 1.0, 2.0, 5.0])
+    return {
+        "w": jnp.asarray(rng.normal(size=(6, 3, 2)) * size[:, None, None]),
+        "b": jnp.asarray(rng.normal(size=(6, 4)) * size[:, None]),
+    }
+
+
+def clip_sum_numpy(leaves: list, c: float) -> tuple[list, int]:
+    """sum_i g_i min(1, c / ||g_i||) over the examples i of `leaves` (||g_i|| over all of them)."""
+    norms = np.sqrt(sum(np.sum(np.asarray(g).reshape(len(g), -1) ** 2, axis=1) for g in leaves))
+    s = np.array([1.0 if n == 0 or n <= c else c / n for n in norms])
+    return [np.tensordot(s, np.asarray(g), axes=1) for g in leaves], int(np.sum(s < 1))
+
+
+@pytest.mark.parametrize("c", [0.0, 0.5, np.inf])
+def test_per_example_global_norm_clip_against_numpy_and_optax(c):
+    grads = per_example_batch()
+    summed, clipped = gradtx.per_example_global_norm_clip(grads, c)
+    expected, n = clip_sum_numpy([grads["b"], grads["w"]], c)
+    np.testing.assert_allclose(summed["b"], expected[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(summed["w"], expected[1], rtol=1e-12, atol=1e-15)
+    assert int(clipped) == n and clipped.dtype == jnp.int32
+    with jax.numpy_dtype_promotion("standard"):
+        theirs = optax.per_example_global_norm_clip(grads, c)
+    np.testing.assert_allclose(summed["w"], theirs[0]["w"], rtol=1e-9, atol=1e-15)
+    assert int(theirs[1]) == n
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_per_example_layer_norm_clip_against_numpy_and_optax(uniform):
+    grads, c = per_example_batch(), 1.0
+    sums, counts = gradtx.per_example_layer_norm_clip(grads, c, uniform=uniform)
+    sizes = {"b": 4, "w": 6}
+    for k, g in grads.items():
+        c_l = c / np.sqrt(2) if uniform else c * np.sqrt(sizes[k] / 10)
+        expected, n = clip_sum_numpy([g], c_l)
+        np.testing.assert_allclose(sums[k], expected[0], rtol=1e-12, atol=1e-15)
+        assert int(counts[k]) == n
+    with jax.numpy_dtype_promotion("standard"):
+        theirs_sums, theirs_counts = optax.per_example_layer_norm_clip(grads, c, uniform=uniform)
+    for k in grads:
+        np.testing.assert_allclose(sums[k], theirs_sums[k], rtol=1e-9, atol=1e-15)
+        assert int(counts[k]) == int(theirs_counts[k])
+
+
+def test_per_example_clips_nan_and_errors():
+    grads = per_example_batch()
+    grads["w"] = grads["w"].at[4, 0, 0].set(jnp.nan)
+    summed, _ = gradtx.per_example_global_norm_clip(grads, 1.0)
+    assert np.isnan(np.asarray(summed["w"])).all() and np.isnan(np.asarray(summed["b"])).all()
+    with pytest.raises(ValueError, match=r"^per_example_global_norm_clip: grads must hold per-example gradients"):
+        gradtx.per_example_global_norm_clip({"a": jnp.ones((3, 2)), "b": jnp.ones((4,))}, 1.0)
+    with pytest.raises(ValueError, match=r"^per_example_layer_norm_clip: global_l2_norm_clip must be in \[0, inf\]"):
+        gradtx.per_example_layer_norm_clip(per_example_batch(), -1.0)
+    with pytest.raises(TypeError, match=r"^per_example_layer_norm_clip: uniform must be True or False"):
+        gradtx.per_example_layer_norm_clip(per_example_batch(), 1.0, uniform=1)  # type: ignore[arg-type]
+
+
+def test_global_norm_is_optax_global_norm_and_tree_norm():
+    g = model()
+    with jax.numpy_dtype_promotion("standard"), pytest.warns(DeprecationWarning):
+        theirs = optax.global_norm(g)
+    expected = np.sqrt(sum(np.sum(np.asarray(x) ** 2) for x in jax.tree.leaves(g)))
+    np.testing.assert_allclose(gradtx.global_norm(g), expected, rtol=1e-14)
+    np.testing.assert_allclose(gradtx.global_norm(g), theirs, rtol=1e-14)
+    assert gradtx.global_norm(g) == gradtx.tree.norm(g)
