@@ -272,10 +272,21 @@ class PerLeaf:
     """
 
 
-def _is_per_leaf(annotation: Any) -> bool:
+class NotPerParam:
+    """The annotation of a state field that is not a tree over the params: one record for the whole
+    update, such as a line search's `info` (a NamedTuple of scalars: steps taken, errors). Not
+    checked against the gradients. (A field that holds None, a part a configuration leaves out, is
+    not checked either.)"""
+
+
+def _is_marked(annotation: Any, marker: type) -> bool:
     # NamedTuple keeps a postponed annotation (`from __future__ import annotations`) as a ForwardRef.
     name = getattr(annotation, "__forward_arg__", annotation)
-    return annotation is PerLeaf or (isinstance(name, str) and name.split(".")[-1] == "PerLeaf")
+    return annotation is marker or (isinstance(name, str) and name.split(".")[-1] == marker.__name__)
+
+
+def _is_per_leaf(annotation: Any) -> bool:
+    return _is_marked(annotation, PerLeaf)
 
 
 def _fields_to_check(state: OptState) -> list[tuple[str, Any, bool]]:
@@ -283,13 +294,17 @@ def _fields_to_check(state: OptState) -> list[tuple[str, Any, bool]]:
 
     init built every tree field of a state from the params, so each has their structure (or holds a
     subtree per param, as a preconditioner's matrices). Its leaves have the params' shapes unless
-    the field is annotated `PerLeaf`. Array fields (counts, keys) are not trees of the params.
+    the field is annotated `PerLeaf`. Array fields (counts, keys), fields annotated `NotPerParam`
+    and fields that are None are not trees of the params.
     """
     if not (isinstance(state, tuple) and hasattr(state, "_fields")):
         return []
     annotations = getattr(type(state), "__annotations__", {})
-    fields = zip(state._fields, state, strict=True)
-    return [(f, v, not _is_per_leaf(annotations.get(f))) for f, v in fields if not hasattr(v, "shape")]
+    fields = [
+        (f, v) for f, v in zip(state._fields, state, strict=True)
+        if v is not None and not hasattr(v, "shape") and not _is_marked(annotations.get(f), NotPerParam)
+    ]  # fmt: skip
+    return [(f, v, not _is_per_leaf(annotations.get(f))) for f, v in fields]
 
 
 def _state_mismatch(g: Updates, field: Any, name: str, same_shapes: bool) -> str | None:
