@@ -84,10 +84,12 @@ class _Search(NamedTuple):
 def _cubic_minimizer(a, fa, fpa, b, fb, c, fc):
     """The critical point of the cubic through (a, fa), (b, fb), (c, fc) with slope fpa at a (NaN if none)."""
     db, dc = b - a, c - a
-    rb, rc = fb - fa - fpa * db, fc - fa - fpa * dc  # what the line through (a, fa) with slope fpa misses
-    denom = (db * dc) ** 2 * (db - dc)
-    A = (dc**2 * rb - db**2 * rc) / denom  # p(x) = A (x - a)^3 + B (x - a)^2 + fpa (x - a) + fa
-    B = (-(dc**3) * rb + db**3 * rc) / denom
+    r = jnp.stack([fb - fa - fpa * db, fc - fa - fpa * dc])  # what the line through (a, fa) with slope fpa misses
+    # p(x) = A (x - a)^3 + B (x - a)^2 + fpa (x - a) + fa through the three points (as scipy and optax
+    # solve it: one 2 x 2 product, whose rounding the search's branches are sensitive to).
+    A, B = jnp.dot(jnp.stack([jnp.stack([dc**2, -(db**2)]), jnp.stack([-(dc**3), db**3])]), r, precision="highest") / (
+        (db * dc) ** 2 * (db - dc)
+    )
     return a + (-B + jnp.sqrt(B * B - 3 * A * fpa)) / (3 * A)  # p'(x) = 0, the minimum's root
 
 
