@@ -102,7 +102,6 @@ from gradtx.transforms.adam import (
     scale_by_amsgrad,
 )
 from gradtx.transforms.clipping import clip, clip_by_global_norm
-from gradtx.transforms.lbfgs import ScaleByLBFGSState, lbfgs, scale_by_lbfgs
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -111,6 +110,7 @@ from gradtx.transforms.layerwise import (
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
+from gradtx.transforms.lbfgs import ScaleByLBFGSState, lbfgs, scale_by_lbfgs
 from gradtx.transforms.linesearch import (
     BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,

@@ -79,7 +79,10 @@ def ramp(count: jax.Array) -> jax.Array:
 
 def _quadratic(p: Any, g: Any, q: Any) -> jax.Array:
     """f(q) = 1 + <g, q - p> + |q - p|^2 / 2 over the float leaves, summed in their widest dtype."""
-    parts = [jnp.sum(gi * (qi - pi) + (qi - pi) ** 2 / 2) for pi, gi, qi in zip(*map(jax.tree.leaves, (p, g, q)))]
+    parts = [
+        jnp.sum(gi * (qi - pi) + (qi - pi) ** 2 / 2)
+        for pi, gi, qi in zip(*map(jax.tree.leaves, (p, g, q)), strict=True)
+    ]
     dtype = jnp.result_type(*parts) if parts else jnp.float32
     return 1 + sum((x.astype(dtype) for x in parts), jnp.zeros([], dtype))
 

@@ -161,10 +161,10 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> Gr
     ([0.6, 0.8], (5, 2))
     """
     check("scale_by_lbfgs", memory_size=(memory_size, POSITIVE_COUNT))
+    scale_init_precond = check_flag("scale_by_lbfgs", "scale_init_precond", scale_init_precond)
     return transformation(
-        "scale_by_lbfgs", _init_lbfgs, _update_lbfgs,
-        memory_size=memory_size, scale_init_precond=check_flag("scale_by_lbfgs", "scale_init_precond", scale_init_precond),
-    )  # fmt: skip
+        "scale_by_lbfgs", _init_lbfgs, _update_lbfgs, memory_size=memory_size, scale_init_precond=scale_init_precond
+    )
 
 
 # The default line search, built once: lbfgs() built twice gives equal chains (and one compiled step).
@@ -203,7 +203,8 @@ def lbfgs(
     [0.589755, 0.589755, 0.589755]
     """
     check("lbfgs", learning_rate=(learning_rate, LEARNING_RATE + OR_NONE))
-    if linesearch is not None and not (callable(getattr(linesearch, "init", None)) and callable(getattr(linesearch, "update", None))):
+    is_transformation = callable(getattr(linesearch, "init", None)) and callable(getattr(linesearch, "update", None))
+    if linesearch is not None and not is_transformation:
         raise ArgumentTypeError("lbfgs", "linesearch", f"must be a gradient transformation or None, got {linesearch!r}")
     with arguments_of("lbfgs"):
         return chain(

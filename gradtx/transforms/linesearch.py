@@ -123,7 +123,8 @@ def require_keywords(builder: str, extra_args: dict, needs: tuple[str, ...]) -> 
 def scalar_value(builder: str, value: Any, dtype: Any) -> jax.Array:
     value = jnp.asarray(value)
     if value.shape != () or not jnp.issubdtype(value.dtype, jnp.number) or jnp.iscomplexobj(value):
-        raise TypeError(f"{builder}: value must be the loss at params, a real scalar; got {value.dtype}{list(value.shape)}")
+        got = f"{value.dtype}{list(value.shape)}"
+        raise TypeError(f"{builder}: value must be the loss at params, a real scalar; got {got}")
     return value.astype(dtype)
 
 
@@ -143,11 +144,11 @@ def objective(builder: str, g: Updates, extra_args: dict, dtype: Any, grad_like:
     require_keywords(builder, extra_args, _OBJECTIVE)
     value_fn = extra_args["value_fn"]
     if not callable(value_fn):
-        raise TypeError(
-            f"{builder}: value_fn must be the loss as a function of params, got {value_fn!r}. " + _how_to_call(builder, _OBJECTIVE)
-        )
+        how = _how_to_call(builder, _OBJECTIVE)
+        raise TypeError(f"{builder}: value_fn must be the loss as a function of params, got {value_fn!r}. {how}")
     grad = tree.trainable(extra_args["grad"])
-    if jax.tree.structure(grad) != jax.tree.structure(g):
+    structure: Any = jax.tree.structure(grad)
+    if structure != jax.tree.structure(g):
         raise ValueError(
             f"{builder}: grad must be the gradient at params, a tree like the updates;"
             f" got {jax.tree.structure(grad)}, updates {jax.tree.structure(g)}"
@@ -200,6 +201,10 @@ class ScaleByBacktrackingLinesearchState(NamedTuple):
     info: NotPerParam  # a BacktrackingLinesearchInfo
 
 
+def _info(info: Any) -> Any:
+    return info  # a NamedTuple in a field annotated NotPerParam (the annotation marks it, not its type)
+
+
 class _Trial(NamedTuple):
     learning_rate: jax.Array
     value: jax.Array
@@ -213,7 +218,7 @@ def _init_backtracking(hp: Hyperparams, params) -> ScaleByBacktrackingLinesearch
         learning_rate=jnp.ones([], dtype),
         value=jnp.full([], jnp.inf, dtype),
         grad=tree.zeros_like(params) if hp.store_grad else None,
-        info=BacktrackingLinesearchInfo(jnp.zeros([], jnp.int32), jnp.full([], jnp.inf, dtype)),
+        info=_info(BacktrackingLinesearchInfo(jnp.zeros([], jnp.int32), jnp.full([], jnp.inf, dtype))),
     )
 
 
@@ -229,7 +234,8 @@ def _update_backtracking(hp: Hyperparams, u, state: ScaleByBacktrackingLinesearc
     def trial(t: _Trial) -> _Trial:
         eta = jnp.where(t.steps > 0, shrink * t.learning_rate, t.learning_rate)  # eta <- d eta after the first
         f_eta, _ = evaluate(builder, f, tree.add_scale(params, eta, u), dtype, with_grad=False)
-        error = fails_as_inf(f_eta - (1 + rtol) * f0 - eta * c * slope)  # Armijo: f(w + eta u) - (1 + rtol) f - c eta <g, u>
+        # Armijo: f(w + eta u) - (1 + rtol) f(w) - c eta <g, u> <= atol
+        error = fails_as_inf(f_eta - (1 + rtol) * f0 - eta * c * slope)
         return _Trial(eta, f_eta, error, next_count(t.steps))
 
     def searching(t: _Trial) -> jax.Array:
@@ -249,7 +255,7 @@ def _update_backtracking(hp: Hyperparams, u, state: ScaleByBacktrackingLinesearc
         _, grad = evaluate(builder, f, tree.add_scale(params, last.learning_rate, u), dtype, with_grad=True)
     if hp.verbose:
         _report(builder, last.decrease_error > atol, f0, slope, last.learning_rate, last.decrease_error)
-    info = BacktrackingLinesearchInfo(last.steps, last.decrease_error)
+    info = _info(BacktrackingLinesearchInfo(last.steps, last.decrease_error))
     return tree.scale(eta, u), ScaleByBacktrackingLinesearchState(eta, last.value, grad, info)
 
 
@@ -258,9 +264,7 @@ def _report(builder: str, failed: jax.Array, value: Any, slope: Any, eta: Any, e
         f"{builder}: no step size met the sufficient decrease condition (value {{value}}, slope"
         " {slope} (a descent direction has slope < 0), last step size {eta}, decrease error {error})"
     )
-    jax.lax.cond(
-        failed, lambda: jax.debug.print(message, value=value, slope=slope, eta=eta, error=error), lambda: None
-    )
+    jax.lax.cond(failed, lambda: jax.debug.print(message, value=value, slope=slope, eta=eta, error=error), lambda: None)
 
 
 def scale_by_backtracking_linesearch(
@@ -323,10 +327,10 @@ def _line_search_states(state: Any) -> list[Any]:
     found = []
 
     def visit(node: Any) -> None:
-        if isinstance(node, tuple) and hasattr(node, "_fields"):
-            if "value" in node._fields and "grad" in node._fields:
-                found.append(node)
-                return
+        fields = getattr(node, "_fields", ())
+        if isinstance(node, tuple) and "value" in fields and "grad" in fields:
+            found.append(node)
+            return
         if isinstance(node, tuple | list):
             for child in node:
                 visit(child)
@@ -387,7 +391,8 @@ def value_and_grad_from_state(value_fn: Callable[..., Any]) -> Callable[..., tup
     True
     """
     if not callable(value_fn):
-        raise ArgumentTypeError("value_and_grad_from_state", "value_fn", f"must be a function params -> loss, got {value_fn!r}")
+        detail = f"must be a function params -> loss, got {value_fn!r}"
+        raise ArgumentTypeError("value_and_grad_from_state", "value_fn", detail)
     return functools.partial(_value_and_grad_from_state, value_fn)
 
 

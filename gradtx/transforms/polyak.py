@@ -12,10 +12,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from gradtx import tree
 from gradtx.base import EmptyState, GradientTransformation, Hyperparams, ScalarOrSchedule, init_empty, transformation
 from gradtx.checks import LEARNING_RATE, NONNEG, REAL, ArgumentValueError, arguments_of, check
 from gradtx.combine import chain
-from gradtx import tree
 from gradtx.transforms.linesearch import hyper, require_keywords, scalar_value, value_dtype, vdot
 from gradtx.transforms.momentum import sgd
 

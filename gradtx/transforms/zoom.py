@@ -32,7 +32,15 @@ from gradtx.checks import (
     check_flag,
     require_params,
 )
-from gradtx.transforms.linesearch import evaluate, fails_as_inf, hyper, nan_if_nan_in, objective, slope_along, value_dtype
+from gradtx.transforms.linesearch import (
+    evaluate,
+    fails_as_inf,
+    hyper,
+    nan_if_nan_in,
+    objective,
+    slope_along,
+    value_dtype,
+)
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -155,8 +163,9 @@ def _bracket(line: _Line, s: _Search) -> _Search:
     high, value_high, slope_high = _pick(low_is_new, previous, new)
     found = high_is_new | low_is_new | good
     done = good | (reached & ~found)  # at the maximum without a bracket: take it (no curvature test)
+    failed = (k + 1 >= hp.max_linesearch_steps) & ~done
     return _Search(
-        next_count(k), eta, value, grad, slope, decrease, curvature, found, done, (k + 1 >= hp.max_linesearch_steps) & ~done,
+        next_count(k), eta, value, grad, slope, decrease, curvature, found, done, failed,
         low, value_low, slope_low, high, value_high, slope_high, low, value_low, *safe,
     )  # fmt: skip
 
@@ -204,7 +213,7 @@ def _fall_back(s: _Search) -> _Search:
 def _init_zoom(hp: Hyperparams, params) -> ScaleByZoomLinesearchState:
     dtype = value_dtype(params)
     inf = jnp.full([], jnp.inf, dtype)
-    info = ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf)
+    info: Any = ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf)  # in a field annotated NotPerParam
     return ScaleByZoomLinesearchState(jnp.ones([], dtype), inf, tree.zeros_like(params), info)
 
 
@@ -233,7 +242,7 @@ def _update_zoom(hp: Hyperparams, u, state: ScaleByZoomLinesearchState, params=N
     if hp.verbose:
         _report(builder, end, value0, slope0)
     eta = nan_if_nan_in(end.stepsize, value0, slope0)
-    info = ZoomLinesearchInfo(end.count, end.decrease_error, end.curvature_error)
+    info: Any = ZoomLinesearchInfo(end.count, end.decrease_error, end.curvature_error)
     return tree.scale(eta, u), ScaleByZoomLinesearchState(eta, end.value, tree.cast_like(end.grad, state.grad), info)
 
 
@@ -243,7 +252,8 @@ def _report(builder: str, end: _Search, value0: Any, slope0: Any) -> None:
         " {de}, curvature error {ce}; value {value}, slope {slope}: a descent direction has slope < 0;"
         " inf errors: f was not finite at any trial)"
     )
-    kwargs = dict(n=end.count, eta=end.stepsize, de=end.decrease_error, ce=end.curvature_error, value=value0, slope=slope0)
+    errors = dict(de=end.decrease_error, ce=end.curvature_error)
+    kwargs = dict(n=end.count, eta=end.stepsize, value=value0, slope=slope0, **errors)
     jax.lax.cond(end.failed, lambda: jax.debug.print(message, **kwargs), lambda: None)
 
 
@@ -303,13 +313,15 @@ def scale_by_zoom_linesearch(
     builder = "scale_by_zoom_linesearch"
     check(
         builder,
-        max_linesearch_steps=(max_linesearch_steps, POSITIVE_COUNT), max_learning_rate=(max_learning_rate, POSITIVE + OR_NONE),
+        max_linesearch_steps=(max_linesearch_steps, POSITIVE_COUNT),
+        max_learning_rate=(max_learning_rate, POSITIVE + OR_NONE),
         tol=(tol, NONNEG), increase_factor=(increase_factor, "(1, inf)"), slope_rtol=(slope_rtol, "(0, 1)"),
         curv_rtol=(curv_rtol, "(0, inf]"), approx_dec_rtol=(approx_dec_rtol, NONNEG + OR_NONE),
         stepsize_precision=(stepsize_precision, NONNEG),
     )  # fmt: skip
     if initial_guess_strategy not in ("one", "keep"):
-        raise ArgumentValueError(builder, "initial_guess_strategy", f"must be 'one' or 'keep', got {initial_guess_strategy!r}")
+        detail = f"must be 'one' or 'keep', got {initial_guess_strategy!r}"
+        raise ArgumentValueError(builder, "initial_guess_strategy", detail)
     hp = _ZoomHyperparams(
         builder, (),
         dict(

@@ -222,7 +222,7 @@ def test_rosenbrock_iterations_and_minimizer_against_torch_and_scipy():
     )  # fmt: skip
     assert result.success and np.max(np.abs(result.jac)) <= tol
     for n in (torch_n, result.nit):
-        assert 0 < n and abs(ours_n - n) <= 0.25 * n, (ours_n, torch_n, result.nit)
+        assert n > 0 and abs(ours_n - n) <= 0.25 * n, (ours_n, torch_n, result.nit)
     for x in (ours[ours_n], theirs[torch_n], result.x):
         np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-6)
 
@@ -293,7 +293,7 @@ def test_a_missing_loss_is_named_when_traced():
         tx.update(w, tx.init(w), None, value=1.0, grad=w, value_fn=f)
     with pytest.raises(ValueError, match=r"lbfgs: memory_size must be in \[1, inf\), got 0"):
         gradtx.lbfgs(memory_size=0)
-    with pytest.raises(TypeError, match="lbfgs: memory_size must be an integer in .*, got 2.5"):
+    with pytest.raises(TypeError, match=r"lbfgs: memory_size must be an integer in .*, got 2\.5"):
         gradtx.lbfgs(memory_size=2.5)
     with pytest.raises(TypeError, match="lbfgs: linesearch must be a gradient transformation or None"):
         gradtx.lbfgs(linesearch="zoom")

@@ -119,7 +119,7 @@ def test_the_zoom_step_meets_the_strong_wolfe_conditions(x0):
 
 def test_backtracking_takes_the_largest_step_of_its_schedule_that_decreases_enough():
     x = jnp.asarray([-1.2, 1.0], jnp.float64)
-    u, state, value, grad = one_update(gradtx.scale_by_backtracking_linesearch(40), rosenbrock, x)
+    _, state, value, grad = one_update(gradtx.scale_by_backtracking_linesearch(40), rosenbrock, x)
     armijo = lambda t: float(rosenbrock(x - t * grad)) <= float(value - 1e-4 * t * jnp.dot(grad, grad))
     j = int(state.info.num_linesearch_steps) - 1  # eta = min(1.5 * 1, 1) 0.8^j
     eta = float(state.learning_rate)
@@ -198,8 +198,10 @@ def test_missing_or_malformed_arguments_are_named_when_traced():
         name = search.hyperparams.builder
         update = jax.jit(lambda g, s, p, search=search, **kw: search.update(g, s, p, **kw))
         state = search.init(x)
-        with pytest.raises(TypeError, match=rf"{name}: update was called without the keyword argument value_fn\."
-                           r" .*tx\.update\(grads, state, params, value=loss, grad=grads, value_fn=loss_fn\)"):  # fmt: skip
+        call = r"tx\.update\(grads, state, params, value=loss, grad=grads, value_fn=loss_fn\)"
+        with pytest.raises(
+            TypeError, match=rf"{name}: update was called without the keyword argument value_fn\. .*{call}"
+        ):
             update(-x, state, x, value=1.0, grad=x)
         with pytest.raises(TypeError, match=rf"{name}: value must be the loss at params, a real scalar"):
             update(-x, state, x, value=x, grad=x, value_fn=f)

@@ -106,8 +106,9 @@ def test_nan_value_or_gradient_gives_nan_and_a_missing_value_is_named():
             t = gradtx.polyak_sgd(variant=variant)
             u, _ = jax.jit(t.update)(g, t.init(p), p, value=v)
             assert all(bool(jnp.all(jnp.isnan(x))) for x in jax.tree.leaves(u)), (variant, u)
-    with pytest.raises(TypeError, match=r"scale_by_polyak: update was called without the keyword argument value\."
-                       r" .*tx\.update\(grads, state, params, value=loss\).*gradtx\.make_step\(tx, loss_fn\) passes it"):  # fmt: skip
+    missing = r"scale_by_polyak: update was called without the keyword argument value\. "
+    how = r"tx\.update\(grads, state, params, value=loss\).*gradtx\.make_step\(tx, loss_fn\) passes it"
+    with pytest.raises(TypeError, match=missing + ".*" + how):
         jax.jit(tx.update)(grad, tx.init(p), p)
     with pytest.raises(ValueError, match="scale_by_polyak: variant must be 'sps' or 'sps\\+', got 'spsx'"):
         gradtx.scale_by_polyak(variant="spsx")
