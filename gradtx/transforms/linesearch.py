@@ -22,8 +22,9 @@ scalars of the params' widest real compute dtype (float64 in a float64 run, floa
 params), the slope <g, u> is Re sum(g u), the derivative of eta -> f(w + eta u) for jax.grad's
 gradient (the same as optax's for real params). A trial whose value is NaN fails the test; a search
 that finds no finite trial takes the step size 0 and says so in `state.info`; a NaN value, gradient
-or direction at params gives NaN updates (never a silent zero step). Each search stops after its
-`max_*_steps` evaluations of the objective, NaN or not.
+or direction at params, or a NaN step size left in the state by an earlier update, gives NaN
+updates (never a silent zero step). Each search stops after its `max_*_steps` evaluations of the
+objective, NaN or not.
 """
 
 from __future__ import annotations
@@ -169,9 +170,11 @@ def evaluate(builder: str, f: Callable[..., Any], w: Params, dtype: Any, with_gr
     return value.astype(dtype), tree.cast_like(grad, w)
 
 
-def nan_if_nan_in(step: jax.Array, value: jax.Array, slope: jax.Array) -> jax.Array:
-    """The step size, NaN where the value or the slope at params is NaN: NaN in gives NaN out."""
-    return jnp.where(jnp.isnan(value) | jnp.isnan(slope), jnp.full_like(step, jnp.nan), step)
+def nan_if_nan_in(step: jax.Array, *inputs: jax.Array) -> jax.Array:
+    """The step size, NaN where an input is (the value or the slope at params, the first guess, which
+    a NaN step size in the state gives): NaN in, NaN out, never a silent step of 0."""
+    nan_in = functools.reduce(jnp.logical_or, [jnp.isnan(x) for x in inputs])
+    return jnp.where(nan_in, jnp.full_like(step, jnp.nan), step)
 
 
 def fails_as_inf(error: jax.Array) -> jax.Array:
@@ -249,7 +252,7 @@ def _update_backtracking(hp: Hyperparams, u, state: ScaleByBacktrackingLinesearc
     last = jax.lax.while_loop(searching, trial, start)
     # No finite trial: no step (optax's choice); info.decrease_error = inf says so.
     eta = jnp.where(jnp.isinf(last.decrease_error), jnp.zeros_like(last.learning_rate), last.learning_rate)
-    eta = nan_if_nan_in(eta, f0, slope)
+    eta = nan_if_nan_in(eta, f0, slope, guess)
     grad = None
     if hp.store_grad:  # the gradient at the last trial, for value_and_grad_from_state
         _, grad = evaluate(builder, f, tree.add_scale(params, last.learning_rate, u), dtype, with_grad=True)

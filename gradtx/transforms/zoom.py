@@ -241,7 +241,7 @@ def _update_zoom(hp: Hyperparams, u, state: ScaleByZoomLinesearchState, params=N
     end = jax.lax.while_loop(lambda s: ~(s.done | s.failed), step, start)
     if hp.verbose:
         _report(builder, end, value0, slope0)
-    eta = nan_if_nan_in(end.stepsize, value0, slope0)
+    eta = nan_if_nan_in(end.stepsize, value0, slope0, guess)
     info: Any = ZoomLinesearchInfo(end.count, end.decrease_error, end.curvature_error)
     return tree.scale(eta, u), ScaleByZoomLinesearchState(eta, end.value, tree.cast_like(end.grad, state.grad), info)
 

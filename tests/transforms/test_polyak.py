@@ -31,10 +31,15 @@ def start():
     return {"w": jnp.full((3, 2), 0.5, jnp.float64), "b": jnp.zeros(2, jnp.float64)}
 
 
+def decay(count):
+    """0.8 * 0.5^(count / 4) in float64, written here: optax's exponential_decay returns float32."""
+    return 0.8 * 0.5 ** (count.astype(jnp.float64) / 4)
+
+
 CONFIGS = {
     "default": lambda m: m.polyak_sgd(),
     "sps+": lambda m: m.polyak_sgd(max_learning_rate=0.7, f_min=0.2, eps=1e-3, variant="sps+"),
-    "scaling-schedule": lambda m: m.polyak_sgd(scaling=m.exponential_decay(0.8, 4, 0.5), f_min=0.1),
+    "scaling-schedule": lambda m: m.polyak_sgd(scaling=decay, f_min=0.1),
 }
 
 
