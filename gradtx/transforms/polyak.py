@@ -1,6 +1,6 @@
-"""Polyak's step size: as far as a linear model of the loss says the minimum f* is (Polyak, 1969; Loizou et al., 2021).
+"""Polyak's step size: as far as a linear model of the loss says its minimum f_min is (Polyak, 1969; Loizou et al., 2021).
 
-    scale_by_polyak   u = min((f(w) - f*) / (||g||^2 + eps), max_learning_rate) g    ("sps+": (f(w) - f*)_+)
+    scale_by_polyak   u = min((f(w) - f_min) / (||g||^2 + eps), max_learning_rate) g   ("sps+": max(f(w) - f_min, 0))
     polyak_sgd        chain(sgd(scaling), scale_by_polyak(...))
 
 The update needs the loss at params: `tx.update(grads, state, params, value=loss)`, or
@@ -43,12 +43,12 @@ def scale_by_polyak(
 ) -> GradientTransformation:
     """Polyak's step size (Loizou et al., 2021, SPS_max): the step that a linear model of f says reaches f*.
 
-        gamma = min((f(w) - f*) / (||g||^2 + eps), max_learning_rate)     (f* = f_min)
-        gamma = min((f(w) - f*)_+ / (||g||^2 + eps), max_learning_rate)   (variant "sps+", Garrigos et al., 2023)
+        gamma = min((f(w) - f_min) / (||g||^2 + eps), max_learning_rate)
+        gamma = min(max(f(w) - f_min, 0) / (||g||^2 + eps), max_learning_rate)   (variant "sps+", Garrigos et al., 2023)
         u = gamma g                                   (gamma = 0 where ||g||^2 + eps <= 2.2e-16)
 
-    The sign is the incoming updates' (polyak_sgd puts it after sgd). f_min is a lower bound on the
-    loss: 0 for a model that can fit its data. update needs the loss at params, `value=` (make_step
+    The sign is the incoming updates' (polyak_sgd puts it after sgd). f_min is the paper's f*, a
+    lower bound on the loss: 0 for a model that can fit its data. update needs the loss at params, `value=` (make_step
     passes it). Same as optax.scale_by_polyak.
 
     >>> import jax.numpy as jnp, gradtx
@@ -77,11 +77,11 @@ def polyak_sgd(
     """SGD with Polyak's step size (Loizou et al., 2021): `chain(sgd(scaling), scale_by_polyak(...))`.
 
         v = -s g                                               (s = scaling, a number or a schedule)
-        u = min((f(w) - f*) / (s^2 ||g||^2 + eps), max_learning_rate) v
+        u = min((f(w) - f_min) / (s^2 ||g||^2 + eps), max_learning_rate) v
 
     As optax.polyak_sgd, whose numbers these are: the Polyak step sees the gradient after the scaling,
     so for s != 1 the step is Loizou et al.'s SPS_max with c = s and bound s max_learning_rate when
-    eps = 0 (not the s min((f - f*) / (||g||^2 + eps), max_learning_rate) of optax's docstring;
+    eps = 0 (not the s min((f - f_min) / (||g||^2 + eps), max_learning_rate) of optax's docstring;
     chain(scale_by_polyak(...), scale_by_learning_rate(s)) gives that). update needs `value=`.
 
     >>> import jax, jax.numpy as jnp, gradtx

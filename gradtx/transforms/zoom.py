@@ -285,9 +285,10 @@ def scale_by_zoom_linesearch(
         Armijo:     phi(eta) <= phi(0) + c1 eta phi'(0) + tol                 (c1 = slope_rtol)
           or, where phi(eta) <= phi(0) + approx_dec_rtol |phi(0)|,  phi'(eta) <= (2 c1 - 1) phi'(0) + tol
         curvature:  |phi'(eta)| <= c2 |phi'(0)| + tol                            (c2 = curv_rtol)
-        eta_0 = 1 ("one") or the last step size ("keep");  eta <- increase_factor eta (<= max_learning_rate)
-        until [low, high] brackets a good step, then eta = the cubic's, else the parabola's minimizer,
-        else the midpoint of the bracket, until both conditions hold;   u <- eta u
+        eta_0 = 1  (one)  or  eta_prev  (keep)
+        eta <- increase_factor eta  (at most max_learning_rate, until [low, high] brackets a good step)
+        eta <- the minimizer of a cubic, else of a parabola, else the midpoint of [low, high]  (until both hold)
+        u <- eta u
 
     At most max_linesearch_steps evaluations of f and grad f; then (or once the bracket is shorter
     than stepsize_precision) the step with the lowest f that met the Armijo condition is taken, or
