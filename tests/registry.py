@@ -83,7 +83,7 @@ def _quadratic(p: Any, g: Any, q: Any) -> jax.Array:
         jnp.sum(gi * (qi - pi) + (qi - pi) ** 2 / 2)
         for pi, gi, qi in zip(*map(jax.tree.leaves, (p, g, q)), strict=True)
     ]
-    dtype = jnp.result_type(*parts) if parts else jnp.float32
+    dtype = max((gradtx.tree.compute_dtype(x.dtype) for x in parts), key=lambda d: d.itemsize, default=jnp.float32)
     return 1 + sum((x.astype(dtype) for x in parts), jnp.zeros([], dtype))
 
 

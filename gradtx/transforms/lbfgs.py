@@ -106,11 +106,23 @@ def _safe_inverse(x: jax.Array) -> jax.Array:
     return jnp.where(zero, jnp.zeros_like(x), 1 / jnp.where(zero, jnp.ones_like(x), x))
 
 
+def _as_stored(x: jax.Array) -> jax.Array:
+    """x in its compute dtype, rounded to its own dtype's precision (bfloat16, float16) even where XLA
+    would keep more: inside one program of several steps it may skip the rounding of w <- w + u, and
+    a step below bfloat16's resolution would then give a pair s != 0 (rho = 1 / <y, s> huge) where
+    params stored between steps give s = 0 (no pair)."""
+    up = x.astype(tree.compute_dtype(x.dtype))
+    if up.dtype == x.dtype:
+        return x
+    info = jnp.finfo(x.dtype)
+    return jax.lax.reduce_precision(up, exponent_bits=info.nexp, mantissa_bits=info.nmant)
+
+
 def _update_lbfgs(hp: Hyperparams, g, state: ScaleByLBFGSState, params=None):
     params = require_params("scale_by_lbfgs", params)
     k, m, dtype = state.count, hp.memory_size, state.weights_memory.dtype
     # The pair of the last step, written over the oldest one; none before the first update.
-    s = tree.sub(tree.compute_like(params, params), state.params)  # s_k = w_k - w_(k-1)
+    s = tree.sub(jax.tree.map(_as_stored, params), state.params)  # s_k = w_k - w_(k-1)
     y = tree.sub(tree.compute_like(g, params), state.updates)  # y_k = g_k - g_(k-1)
     rho = _safe_inverse(vdot(y, s, dtype))  # rho_k = 1 / <y_k, s_k>
     s, y, rho = tree.where(k > 0, (s, y, rho), tree.zeros_like((s, y, rho)))

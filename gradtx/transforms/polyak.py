@@ -1,4 +1,4 @@
-"""Polyak's step size: as far as a linear model of the loss says its minimum f_min is (Polyak, 1969; Loizou et al., 2021).
+"""Polyak's step size: as far as a linear model of the loss says its minimum is (Polyak, 1969; Loizou et al., 2021).
 
     scale_by_polyak   u = min((f(w) - f_min) / (||g||^2 + eps), max_learning_rate) g   ("sps+": max(f(w) - f_min, 0))
     polyak_sgd        chain(sgd(scaling), scale_by_polyak(...))
