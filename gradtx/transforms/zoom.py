@@ -212,9 +212,9 @@ def _fall_back(s: _Search) -> _Search:
 
 def _init_zoom(hp: Hyperparams, params) -> ScaleByZoomLinesearchState:
     dtype = value_dtype(params)
-    inf = jnp.full([], jnp.inf, dtype)
-    info: Any = ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf)  # in a field annotated NotPerParam
-    return ScaleByZoomLinesearchState(jnp.ones([], dtype), inf, tree.zeros_like(params), info)
+    inf = lambda: jnp.full([], jnp.inf, dtype)  # a new array for each leaf: make_step donates each once
+    info: Any = ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf(), inf())  # in a field annotated NotPerParam
+    return ScaleByZoomLinesearchState(jnp.ones([], dtype), inf(), tree.zeros_like(params), info)
 
 
 def _update_zoom(hp: Hyperparams, u, state: ScaleByZoomLinesearchState, params=None, **extra_args):

@@ -250,6 +250,8 @@ def test_make_step_passes_the_loss_with_aux_and_integer_leaves():
     params = {"w": jnp.asarray([3.0, -1.0]), "n": jnp.asarray(2, jnp.int32)}
     f = lambda p: jnp.sum((p["w"] - p["n"].astype(jnp.float64)) ** 2) + jnp.sum(p["w"] ** 4) / 10
     tx = gradtx.lbfgs()
+    leaves = jax.tree.leaves(tx.init(params))
+    assert len({x.unsafe_buffer_pointer() for x in leaves}) == len(leaves)  # none shared: each can be donated
     plain = gradtx.make_step(tx, f, donate=False)
     with_aux = gradtx.make_step(tx, lambda p: (f(p), {"n": p["n"]}), has_aux=True, donate=False)
     a = b = params
