@@ -143,6 +143,13 @@ from gradtx.transforms.layerwise import (
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
+from gradtx.transforms.lbfgs import ScaleByLBFGSState, lbfgs, scale_by_lbfgs
+from gradtx.transforms.linesearch import (
+    BacktrackingLinesearchInfo,
+    ScaleByBacktrackingLinesearchState,
+    scale_by_backtracking_linesearch,
+    value_and_grad_from_state,
+)
 from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
@@ -159,6 +166,7 @@ from gradtx.transforms.momentum import (
 )
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
+from gradtx.transforms.polyak import polyak_sgd, scale_by_polyak
 from gradtx.transforms.radam import radam, scale_by_radam
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
 from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
@@ -166,6 +174,7 @@ from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
 from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
 from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.yogi import scale_by_yogi, yogi
+from gradtx.transforms.zoom import ScaleByZoomLinesearchState, ZoomLinesearchInfo, scale_by_zoom_linesearch
 from gradtx.wrappers import (
     ApplyIfFiniteState,
     ConditionallyMaskState,
@@ -256,6 +265,10 @@ __all__ = [
     "with_extra_args_support", "GradientTransformationExtraArgs",
     "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
     "Accumulator",
+    # quasi-Newton and line searches (their updates take value=, grad=, value_fn=), Polyak's step size (value=)
+    "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo", "scale_by_backtracking_linesearch", "ScaleByBacktrackingLinesearchState",
+    "BacktrackingLinesearchInfo", "value_and_grad_from_state", "polyak_sgd", "scale_by_polyak",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

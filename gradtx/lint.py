@@ -169,6 +169,13 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "selective_transform": frozenset({"wrapper"}),
     "inject_stateful_hyperparams": frozenset({"wrapper"}),
     "with_extra_args_support": frozenset({"wrapper"}),
+    # quasi-Newton directions and step-size searches. A line search or Polyak's step multiplies by a
+    # step size it finds, after the chain's own (optax's chain(sgd(1.0), scale_by_..._linesearch(...))):
+    # not a second "lr", and not a sign flip.
+    "scale_by_lbfgs": PRECONDITIONER,
+    "scale_by_zoom_linesearch": NONE,
+    "scale_by_backtracking_linesearch": NONE,
+    "scale_by_polyak": NONE,
 }  # fmt: skip
 
 

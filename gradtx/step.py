@@ -6,6 +6,12 @@
     apply = gradtx.make_step(tx)                  # without a loss: you bring the gradients
     params, state = apply(params, state, grads)
 
+With `loss_fn`, the step also hands `tx.update` the loss as optax's extra arguments: `value=` (the
+loss), `grad=` (its gradient) and `value_fn=` (the loss of other params on the same batch). The
+transformations that read them get them (lbfgs and the line searches evaluate `value_fn` at trial
+steps; polyak_sgd reads `value`); every other one ignores them. So `make_step(gradtx.lbfgs(),
+loss_fn)` is a complete L-BFGS step.
+
 A step reads params, grads and state and writes new params and state. Under `jax.jit` without
 donation, every step allocates new params and state (and on a CPU pays the page faults of touching
 that memory): 3x to 6x the time of the same step that writes into the old buffers. `make_step`
@@ -23,12 +29,17 @@ import jax
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, OptState, Params, Updates, apply_updates
+from gradtx.combine import update_one
 from gradtx.packing import unpack
 
 
 def _apply(tx: GradientTransformation, params: Params, state: OptState, grads: Updates, **extra_args: Any) -> Any:
     updates, state = tx.update(grads, state, params, **extra_args)
     return apply_updates(params, updates), state
+
+
+def _first(fn: Callable[..., Any], trainable: Params) -> Any:
+    return fn(trainable)[0]  # the loss of a `(loss, aux)` objective
 
 
 def _train(
@@ -46,8 +57,11 @@ def _train(
         return loss_fn(unpack(tree.with_frozen(trainable, params)), *args, **kwargs)
 
     value, grads = jax.value_and_grad(objective, has_aux=has_aux)(tree.trainable(params))
-    params, state = _apply(tx, params, state, grads)
-    return params, state, value
+    # optax's extra arguments, for the transformations that take them (update_one passes them only
+    # to those): the loss, its gradient, and the loss as a function of the (float) params.
+    loss, value_fn = (value[0], partial(_first, objective)) if has_aux else (value, objective)
+    updates, state = update_one(tx, grads, state, params, dict(value=loss, grad=grads, value_fn=value_fn))
+    return apply_updates(params, updates), state, value
 
 
 def make_step(
@@ -61,7 +75,14 @@ def make_step(
     params tree as written: `gradtx.Packed` params are unpacked for it (`gradtx.pack`), and integer
     and boolean leaves get no gradient.
 
-    Without `loss_fn`: `step(params, state, grads, **extra_args) -> (params, state)`.
+    The update also gets `value=loss, grad=grads, value_fn=` the loss as a function of the params
+    (on the same batch), optax's extra arguments: line searches (lbfgs) and Polyak's step size read
+    them, every other transformation ignores them (an optax transformation gets them only where it
+    takes extra arguments). `value_fn` sees the float leaves (integer ones are None, as in every
+    update) and puts the others back before calling `loss_fn`.
+
+    Without `loss_fn`: `step(params, state, grads, **extra_args) -> (params, state)`; pass what
+    `tx` needs yourself (for lbfgs: `value=`, `grad=`, `value_fn=`).
 
     `donate=True` (the default) lets XLA write the new params and state into the old ones' memory:
     the arrays passed in are deleted, so use the returned ones. `tx` may be any optax-protocol

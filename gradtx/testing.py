@@ -92,15 +92,17 @@ def check_transformation(
     rtol: float = 1e-5,
     atol: float = 1e-6,
     rebuild: Callable[[], GradientTransformation] | None = None,
-    extra_args: dict[str, Any] | None = None,
+    extra_args: dict[str, Any] | Callable[[Params, Updates], dict[str, Any]] | None = None,
 ) -> None:
     """Runs the contract checks of this module on `tx` with `params` (see the module docstring).
 
     `rebuild`, if given, builds a fresh equal transformation (to check equality by value); by
     default the repr is evaluated in gradtx's namespace where that is possible. `extra_args` are
-    passed to every update (e.g. `{"loss": 1.0}` for `rollback`).
+    passed to every update: a dict (e.g. `{"loss": 1.0}` for `rollback`), or a function
+    `(params, grads) -> dict` called at each step with that step's params and gradients (the
+    `value=`, `grad=`, `value_fn=` of a line search, which depend on them).
     """
-    extra_args = extra_args or {}
+    extra = extra_args if callable(extra_args) else (lambda p, g, fixed=extra_args or {}: fixed)
     init_state = tx.init(params)
     abstract = jax.eval_shape(tx.init, params)
     assert_trees_same_structure_and_dtypes(init_state, abstract, "init(params) vs eval_shape")
@@ -112,7 +114,7 @@ def check_transformation(
 
     def step(state: Any, grads: Updates, params: Params) -> tuple[Updates, Any]:
         traces.append(None)  # runs once per trace, never per call
-        return tx.update(grads, state, params, **extra_args)
+        return tx.update(grads, state, params, **extra(params, grads))
 
     jstep = jax.jit(step)
     eager_state = jit_state = init_state
@@ -120,7 +122,7 @@ def check_transformation(
     for k in range(steps):
         g = pseudo_gradients(params, k)
         with jax.disable_jit():  # op by op: gradtx's update would otherwise run compiled when called eagerly
-            u_eager, eager_state = tx.update(g, eager_state, p, **extra_args)
+            u_eager, eager_state = tx.update(g, eager_state, p, **extra(p, g))
         u_jit, jit_state = jstep(jit_state, g, p)
         assert_trees_same_structure_and_dtypes(u_jit, g, f"updates at step {k}")
         assert_trees_same_structure_and_dtypes(jit_state, init_state, f"state at step {k}")

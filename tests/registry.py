@@ -28,7 +28,9 @@ class Case:
     sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
     sweep_values: tuple[float, ...] = ()
     rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
-    extra_args: dict[str, Any] = field(default_factory=dict, hash=False)  # keyword arguments every update needs
+    # Keyword arguments every update needs: a dict, or a function (params, grads) -> dict of that
+    # step's (`objective_args`); the tests pass `extra_args_for(params, grads)`.
+    extra_args: dict[str, Any] | Callable[[Any, Any], dict[str, Any]] = field(default_factory=dict, hash=False)
 
     @property
     def id(self) -> str:
@@ -36,6 +38,10 @@ class Case:
 
     def build(self) -> Any:
         return self.make(gradtx)
+
+    def extra_args_for(self, params: Any, grads: Any) -> dict[str, Any]:
+        """The keyword arguments of the update at `params` with gradients `grads`."""
+        return self.extra_args(params, grads) if callable(self.extra_args) else self.extra_args
 
 
 def halve(updates: Any, params: Any) -> Any:
@@ -94,6 +100,23 @@ def global_norm_of(updates: Any) -> jax.Array:
 def halve_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
     """An optax-style update without keyword arguments, for with_extra_args_support."""
     return jax.tree.map(lambda u: u / 2, updates), state
+def _quadratic(p: Any, g: Any, q: Any) -> jax.Array:
+    """f(q) = 1 + <g, q - p> + |q - p|^2 / 2 over the float leaves, summed in their widest dtype."""
+    parts = [
+        jnp.sum(gi * (qi - pi) + (qi - pi) ** 2 / 2)
+        for pi, gi, qi in zip(*map(jax.tree.leaves, (p, g, q)), strict=True)
+    ]
+    dtype = max((gradtx.tree.compute_dtype(x.dtype) for x in parts), key=lambda d: d.itemsize, default=jnp.float32)
+    return 1 + sum((x.astype(dtype) for x in parts), jnp.zeros([], dtype))
+
+
+def objective_args(params: Any, grads: Any) -> dict[str, Any]:
+    """What the registry-driven tests pass to the EXTRA_ARGS entries that read the loss (lbfgs, the
+    line searches, Polyak): value=, grad= and value_fn= of f(q) = 1 + <g, q - p> + |q - p|^2 / 2,
+    whose value at the params p is 1 and whose gradient there is the test's gradients g. value_fn is
+    a jax.tree_util.Partial, so that it passes through jit as an argument."""
+    p, g = gradtx.tree.trainable(params), gradtx.tree.trainable(grads)
+    return {"value": 1.0, "grad": grads, "value_fn": jax.tree_util.Partial(_quadratic, p, g)}
 
 
 LR = (1e-3, 1e-2, 1e-1)
@@ -174,6 +197,8 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_yogi", lambda m: m.scale_by_yogi(initial_accumulator_value=0.0)),
     Case("scale_by_novograd", lambda m: m.scale_by_novograd()),
     Case("add_noise", lambda m: m.add_noise(0.01, 0.55, 0)),  # optax warns without a key
+    # L-BFGS's direction needs no loss; lbfgs and the line searches do (EXTRA_ARGS).
+    Case("scale_by_lbfgs", lambda m: m.scale_by_lbfgs(memory_size=3)),
     # Combinators and wrappers (tests/test_wrappers.py has their own tests).
     Case("set_to_zero", lambda m: m.set_to_zero()),
     Case("masked", lambda m: m.masked(m.adam(1e-3), decay_mask)),
@@ -314,6 +339,7 @@ NOT_BUILDERS = frozenset(
         "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules", "abstract_state",
         "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
         "make_step", "pack", "unpack", "Packed",
+        "value_and_grad_from_state", "ZoomLinesearchInfo", "BacktrackingLinesearchInfo",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
         # issue 10: functions of a batch, the norm, the protocol's pieces, states, microbatching
@@ -336,13 +362,32 @@ OWN_PARAMS: tuple[Case, ...] = (
     Case("lookahead", lambda m: m.lookahead(m.adam(1e-3), sync_period=3, slow_step_size=0.5)),
 )
 
-# Builders whose update needs a keyword argument (`Case.extra_args`): rollback needs the loss. Kept
-# out of TRANSFORMATION_CASES, whose tests call update without one; tests/test_contract.py forwards
-# `extra_args` and runs them, and tests/test_rollback.py checks their dtypes and numbers.
+# Builders whose update needs keyword arguments (`Case.extra_args`): rollback needs the loss; lbfgs
+# and the line searches value=, grad= and value_fn= (`objective_args`: a quadratic whose gradient
+# at the params is the test's gradients), Polyak's step size value=. Kept out of
+# TRANSFORMATION_CASES, whose tests call update without them; tests/test_contract.py passes
+# `extra_args_for(params, grads)` to every update and runs them. Their numbers are checked by
+# tests/test_rollback.py and tests/transforms/test_lbfgs.py, test_linesearch.py, test_polyak.py
+# (against optax, torch and scipy); `optax=True` where optax has the same name, arguments and numbers.
 EXTRA_ARGS: tuple[Case, ...] = (
     Case("rollback", lambda m: m.rollback(m.adam(1e-3), factor=2.0, max_consecutive_rollbacks=2),
          optax=False, extra_args={"loss": 1.0},
          sweep=lambda m, h: m.rollback(m.sgd(h)), sweep_values=LR),
     Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
          label="mask", optax=False, extra_args={"loss": 1.0}),
+    Case("lbfgs", lambda m: m.lbfgs(memory_size=3), extra_args=objective_args),
+    # A line search after a descent direction, as optax's examples use them.
+    Case("scale_by_zoom_linesearch", lambda m: m.chain(m.sgd(1.0), m.scale_by_zoom_linesearch(10)),
+         extra_args=objective_args),
+    Case("scale_by_backtracking_linesearch",
+         lambda m: m.chain(m.sgd(1.0), m.scale_by_backtracking_linesearch(10, store_grad=True)),
+         extra_args=objective_args,
+         sweep=lambda m, h: m.chain(m.sgd(1.0), m.scale_by_backtracking_linesearch(10, max_learning_rate=h)),
+         sweep_values=(0.25, 0.5, 1.0)),
+    # Each case is a whole optimizer (tests/test_lint.py checks them as such): Polyak's step before the rate.
+    Case("scale_by_polyak",
+         lambda m: m.chain(m.scale_by_polyak(f_min=0.5, eps=1e-3, variant="sps+"), m.scale_by_learning_rate(0.5)),
+         extra_args=objective_args),
+    Case("polyak_sgd", lambda m: m.polyak_sgd(max_learning_rate=0.5), extra_args=objective_args,
+         sweep=lambda m, h: m.polyak_sgd(max_learning_rate=h), sweep_values=LR),
 )  # fmt: skip

@@ -143,7 +143,7 @@ def _runs(built: Any, case: Case) -> str | None:
         state = tx.init(params)
         structure = jax.tree.structure(state)
         for g in GRADS:
-            updates, state = tx.update(g, state, params, **case.extra_args)
+            updates, state = tx.update(g, state, params, **case.extra_args_for(params, g))
             for leaf in jax.tree.leaves((updates, state)):
                 if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
                     return "non-finite updates or state"
@@ -274,7 +274,7 @@ TREE_CASES = list(TRANSFORMATION_CASES + EXTRA_ARGS)
 
 
 def _update(tx: Any, case: Case, grads: Any, state: Any, params: Any) -> Any:
-    return jax.jit(lambda g, s, p: tx.update(g, s, p, **case.extra_args))(grads, state, params)
+    return jax.jit(lambda g, s, p: tx.update(g, s, p, **case.extra_args_for(p, g)))(grads, state, params)
 
 
 BAD_TREES = {
@@ -307,7 +307,7 @@ def test_bad_update_trees_fail_at_trace_time_with_the_key_path(case):
 def test_updates_without_params_work_or_name_who_needs_them(case):
     tx = case.build()
     try:
-        updates, _ = tx.update(GRADS[0], tx.init(PARAMS), None, **case.extra_args)
+        updates, _ = tx.update(GRADS[0], tx.init(PARAMS), None, **case.extra_args_for(None, GRADS[0]))
     except ValueError as e:
         assert "update needs params, got None" in str(e) and str(e).split(":")[0] in str(e)
         return
@@ -321,13 +321,13 @@ def test_nan_gradients_give_nan_updates_and_stay_visible(case):
     tx = case.build()
     state = tx.init(PARAMS)
     nan = jax.tree.map(lambda g: jnp.full_like(g, jnp.nan), GRADS[0])
-    updates, state = tx.update(nan, state, PARAMS, **case.extra_args)
+    updates, state = tx.update(nan, state, PARAMS, **case.extra_args_for(PARAMS, nan))
     for path, u in jax.tree_util.tree_leaves_with_path(updates):
         assert bool(jnp.any(jnp.isnan(u))), (
             f"NaN gradients gave updates without NaN at {jax.tree_util.keystr(path)}: {u}"
         )
     poisoned = any(bool(jnp.any(jnp.isnan(x))) for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.inexact))
-    updates, _ = tx.update(GRADS[1], state, PARAMS, **case.extra_args)
+    updates, _ = tx.update(GRADS[1], state, PARAMS, **case.extra_args_for(PARAMS, GRADS[1]))
     if poisoned:
         assert not all(bool(jnp.all(jnp.isfinite(u))) for u in jax.tree.leaves(updates)), (
             "the state holds NaN, yet the next updates are finite: the NaN was hidden"

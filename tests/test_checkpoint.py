@@ -29,9 +29,10 @@ from flax import serialization
 
 import gradtx
 from gradtx.testing import pseudo_gradients
-from tests.registry import OPTIMIZERS, TRANSFORMATION_CASES
+from tests.registry import EXTRA_ARGS, OPTIMIZERS, TRANSFORMATION_CASES, Case
 
-CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES]
+# EXTRA_ARGS entries get their keyword arguments (`Case.extra_args_for`) in every step.
+CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES + EXTRA_ARGS]
 
 PARAMS = {
     "w": jnp.linspace(-1, 1, 12, dtype=jnp.float32).reshape(3, 4),
@@ -95,13 +96,14 @@ def test_the_comparison_catches_what_a_checkpoint_could_lose(mutate):
 # The run
 
 
-def jitted_step(tx: Any, traces: list) -> Any:
+def jitted_step(tx: Any, traces: list, case: Case | None = None) -> Any:
     """A freshly jitted training step of `tx` (a new function, so a new trace); `traces` counts its traces."""
 
     def step(params: Any, state: Any, noise: Any) -> tuple[Any, Any]:
         traces.append(None)
         grads = jax.tree.map(lambda p, e: p + e if gradtx.tree.is_inexact(p) else e, params, noise)
-        updates, state = tx.update(grads, state, params)
+        extra_args = {} if case is None else case.extra_args_for(params, grads)
+        updates, state = tx.update(grads, state, params, **extra_args)
         return gradtx.apply_updates(params, updates), state
 
     return jax.jit(step)
@@ -176,7 +178,7 @@ def test_checkpoints_restore_exactly_and_resume_bit_identically(case, tmp_path):
     if case.id in NO_RUN:
         pytest.skip(NO_RUN[case.id])
     tx, traces = case.build(), []
-    step = jitted_step(tx, traces)
+    step = jitted_step(tx, traces, case)
     at_resume = run(step, PARAMS, tx.init(PARAMS), 0, RESUME_AT)
     straight = run(step, *at_resume, RESUME_AT, STEPS)  # the run that never stops
     assert not np.array_equal(np.asarray(straight[0]["w"]), np.asarray(PARAMS["w"])), "the run must move the params"
@@ -202,7 +204,7 @@ def test_checkpoints_restore_exactly_and_resume_bit_identically(case, tmp_path):
     try:
         tx_, params, state = pickle.loads(pickle.dumps((tx, *at_resume)))
         traces_ = []
-        resumed = run(jitted_step(tx_, traces_), params, state, RESUME_AT, STEPS)
+        resumed = run(jitted_step(tx_, traces_, case), params, state, RESUME_AT, STEPS)
         assert len(traces_) == 1
         assert_trees_bit_identical(resumed, straight, "resumed by the unpickled transformation vs straight")
     except Exception as e:

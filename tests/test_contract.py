@@ -24,7 +24,8 @@ from gradtx.testing import (
 from tests import registry
 from tests.registry import EXTRA_ARGS, SCHEDULES, TRANSFORMATION_CASES
 
-# EXTRA_ARGS cases need keyword arguments in every update (rollback: the loss): each test passes `case.extra_args`.
+# EXTRA_ARGS cases need keyword arguments in every update (rollback: the loss; lbfgs and the line searches:
+# value, grad, value_fn): each test passes `case.extra_args_for(params, grads)`.
 CASES = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES + EXTRA_ARGS]
 SWEEPS = [pytest.param(c, id=c.id) for c in TRANSFORMATION_CASES + EXTRA_ARGS if c.sweep is not None]
 SCHEDULE_CASES = [pytest.param(c, id=c.id) for c in SCHEDULES]
@@ -79,7 +80,7 @@ def test_integer_and_boolean_leaves_hold_no_state_and_pass_through(case):
         {"w": jnp.ones(3, jnp.float32), "steps": None, "on": None},  # equinox's filtered gradients
         {"w": jnp.ones(3, jnp.float32), "steps": params["steps"], "on": params["on"]},
     ):
-        updates, _ = jax.jit(tx.update)(grads, state, params, **case.extra_args)
+        updates, _ = jax.jit(tx.update)(grads, state, params, **case.extra_args_for(params, grads))
         assert updates["steps"] is grads["steps"] or bool(jnp.all(updates["steps"] == grads["steps"]))
         new = gradtx.apply_updates(params, updates)
         assert new["steps"] is params["steps"] and new["on"] is params["on"]
@@ -90,7 +91,8 @@ def test_empty_tree_and_bare_array(case):
     tx = case.build()
     for params in ({}, [], jnp.linspace(0.5, 1.5, 5, dtype=jnp.float32)):
         state = tx.init(params)
-        updates, new_state = jax.jit(tx.update)(pseudo_gradients(params, 0), state, params, **case.extra_args)
+        grads = pseudo_gradients(params, 0)
+        updates, new_state = jax.jit(tx.update)(grads, state, params, **case.extra_args_for(params, grads))
         assert_trees_same_structure_and_dtypes(updates, params, "updates")
         assert_trees_same_structure_and_dtypes(new_state, state, "state")
 
@@ -108,7 +110,7 @@ def test_equal_transformations_share_one_compiled_step(case):
 
     def step(tx, grads, state, params):
         traces.append(None)
-        return tx.update(grads, state, params, **case.extra_args)
+        return tx.update(grads, state, params, **case.extra_args_for(params, grads))
 
     jstep = jax.jit(step, static_argnums=0)
     params = odd_params(jnp.float32)
@@ -129,7 +131,7 @@ def test_vmap_over_params_equals_a_loop(case):
     grads = [pseudo_gradients(p, k) for k, p in enumerate(batch)]
 
     def step(params, grads):
-        return tx.update(grads, tx.init(params), params, **case.extra_args)
+        return tx.update(grads, tx.init(params), params, **case.extra_args_for(params, grads))
 
     stacked = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
     got = jax.jit(jax.vmap(step))(stacked(batch), stacked(grads))
@@ -145,7 +147,8 @@ def test_vmap_over_hyperparameters_equals_a_loop(case):
         tx = case.sweep(gradtx, h)
         p, state = params, tx.init(params)
         for k in range(3):
-            updates, state = tx.update(pseudo_gradients(params, k), state, p, **case.extra_args)
+            g = pseudo_gradients(params, k)
+            updates, state = tx.update(g, state, p, **case.extra_args_for(p, g))
             p = gradtx.apply_updates(p, updates)
         return p
 

@@ -1,0 +1,228 @@
+"""L-BFGS: the gradient times an inverse-Hessian estimate built from the last m steps (Liu & Nocedal, 1989).
+
+    scale_by_lbfgs   s_k = w_k - w_(k-1),  y_k = g_k - g_(k-1),  rho_k = 1 / <y_k, s_k>   (the last m pairs)
+                     u = H_k g_k by the two-loop recursion, H_k^0 = gamma_k I
+    lbfgs            chain(scale_by_lbfgs, scale(-1) or scale_by_learning_rate, a line search)
+
+The line search (by default `scale_by_zoom_linesearch(20, initial_guess_strategy="one")`) needs the
+loss: `tx.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)`, or
+`gradtx.make_step(tx, loss_fn)`, which passes those. With `linesearch=None` it is plain
+`w <- w - lr H g`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gradtx import tree
+from gradtx.base import (
+    Count,
+    GradientTransformation,
+    Hyperparams,
+    Params,
+    ScalarOrSchedule,
+    Updates,
+    identity,
+    next_count,
+    transformation,
+    zero_count,
+)
+from gradtx.checks import (
+    LEARNING_RATE,
+    OR_NONE,
+    POSITIVE_COUNT,
+    ArgumentTypeError,
+    arguments_of,
+    check,
+    check_flag,
+    require_params,
+)
+from gradtx.combine import chain
+from gradtx.transforms.linesearch import value_dtype, vdot
+from gradtx.transforms.scaling import scale, scale_by_learning_rate
+from gradtx.transforms.zoom import scale_by_zoom_linesearch
+
+
+class ScaleByLBFGSState(NamedTuple):
+    """count: updates applied (int32); params, updates: w and g of the last update; diff_params_memory,
+    diff_updates_memory: the last m pairs s_i, y_i, each leaf stacked on a leading axis of size m
+    (in the leaf's compute dtype); weights_memory: rho_i = 1 / <y_i, s_i> (0 for an empty slot)."""
+
+    count: Count
+    params: Params
+    updates: Updates
+    diff_params_memory: Updates  # leaves of shape (m, *param.shape)
+    diff_updates_memory: Updates
+    weights_memory: jax.Array
+
+
+def _stacked_zeros(params: Params, m: int) -> Params:
+    return jax.tree.map(lambda p: jnp.zeros((m, *jnp.shape(p)), tree.compute_dtype(jnp.result_type(p))), params)
+
+
+def _init_lbfgs(hp: Hyperparams, params) -> ScaleByLBFGSState:
+    m = hp.memory_size
+    return ScaleByLBFGSState(
+        count=zero_count(),
+        params=tree.zeros_like(params),
+        updates=tree.zeros_like(params),
+        diff_params_memory=_stacked_zeros(params, m),
+        diff_updates_memory=_stacked_zeros(params, m),
+        weights_memory=jnp.zeros([m], value_dtype(params)),
+    )
+
+
+def _slot(memory: Updates, i: jax.Array) -> Updates:
+    return jax.tree.map(lambda x: x[i], memory)
+
+
+def _two_loop(q: Updates, s_mem: Updates, y_mem: Updates, rho: jax.Array, gamma: jax.Array, oldest: jax.Array):
+    """H q for H = the L-BFGS inverse-Hessian estimate (Nocedal & Wright, Alg. 7.4)."""
+    m = rho.shape[0]
+    order = (oldest + jnp.arange(m, dtype=jnp.int32)) % m  # slots from the oldest pair to the newest
+
+    def newest_first(q: Updates, i: jax.Array) -> tuple[Updates, jax.Array]:
+        alpha = rho[i] * vdot(_slot(s_mem, i), q, rho.dtype)  # alpha_i = rho_i <s_i, q>
+        return tree.add_scale(q, -alpha, _slot(y_mem, i)), alpha  # q <- q - alpha_i y_i
+
+    q, alphas = jax.lax.scan(newest_first, q, order, reverse=True)
+    r = tree.scale(gamma, q)  # r = H^0 q = gamma q
+
+    def oldest_first(r: Updates, i_alpha: tuple) -> tuple[Updates, None]:
+        i, alpha = i_alpha
+        beta = rho[i] * vdot(_slot(y_mem, i), r, rho.dtype)  # beta = rho_i <y_i, r>
+        return tree.add_scale(r, alpha - beta, _slot(s_mem, i)), None  # r <- r + (alpha_i - beta) s_i
+
+    return jax.lax.scan(oldest_first, r, (order, alphas))[0]
+
+
+def _safe_inverse(x: jax.Array) -> jax.Array:
+    """1 / x, and 0 where x = 0 (an empty pair), with a finite gradient there too (no 0 * inf)."""
+    zero = x == 0
+    return jnp.where(zero, jnp.zeros_like(x), 1 / jnp.where(zero, jnp.ones_like(x), x))
+
+
+def _as_stored(x: jax.Array) -> jax.Array:
+    """x in its compute dtype, rounded to its own dtype's precision (bfloat16, float16) even where XLA
+    would keep more: inside one program of several steps it may skip the rounding of w <- w + u, and
+    a step below bfloat16's resolution would then give a pair s != 0 (rho = 1 / <y, s> huge) where
+    params stored between steps give s = 0 (no pair)."""
+    up = x.astype(tree.compute_dtype(x.dtype))
+    if up.dtype == x.dtype:
+        return x
+    info = jnp.finfo(x.dtype)
+    return jax.lax.reduce_precision(up, exponent_bits=info.nexp, mantissa_bits=info.nmant)
+
+
+def _update_lbfgs(hp: Hyperparams, g, state: ScaleByLBFGSState, params=None):
+    params = require_params("scale_by_lbfgs", params)
+    k, m, dtype = state.count, hp.memory_size, state.weights_memory.dtype
+    # The pair of the last step, written over the oldest one; none before the first update.
+    s = tree.sub(jax.tree.map(_as_stored, params), state.params)  # s_k = w_k - w_(k-1)
+    y = tree.sub(tree.compute_like(g, params), state.updates)  # y_k = g_k - g_(k-1)
+    rho = _safe_inverse(vdot(y, s, dtype))  # rho_k = 1 / <y_k, s_k>
+    s, y, rho = tree.where(k > 0, (s, y, rho), tree.zeros_like((s, y, rho)))
+    slot = (k - 1) % m
+    s_mem = jax.tree.map(lambda x, v: x.at[slot].set(v.astype(x.dtype)), state.diff_params_memory, s)
+    y_mem = jax.tree.map(lambda x, v: x.at[slot].set(v.astype(x.dtype)), state.diff_updates_memory, y)
+    rho_mem = state.weights_memory.at[slot].set(rho)
+    if hp.scale_init_precond:
+        yy = vdot(y, y, dtype)
+        gamma = jnp.where(yy > 0, vdot(y, s, dtype) / jnp.where(yy > 0, yy, 1), 1)  # gamma_k = <y_k, s_k> / <y_k, y_k>
+        # The first step has no pair: gamma_0 = min(1, 1 / ||g_0||), a first step of length at most 1.
+        g0 = jax.lax.stop_gradient(g)
+        gamma = jnp.where(k > 0, gamma, jnp.minimum(1, 1 / jnp.sqrt(vdot(g0, g0, dtype))))
+    else:
+        gamma = jnp.ones([], dtype)
+    u = _two_loop(tree.compute_like(g, g), s_mem, y_mem, rho_mem, gamma.astype(dtype), k % m)  # u = H_k g_k
+    new_state = ScaleByLBFGSState(
+        count=next_count(k),
+        params=tree.cast_like(params, state.params),
+        updates=tree.cast_like(g, state.updates),
+        diff_params_memory=s_mem,
+        diff_updates_memory=y_mem,
+        weights_memory=rho_mem,
+    )
+    return tree.cast_like(u, g), new_state
+
+
+def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True) -> GradientTransformation:
+    """L-BFGS's direction (Liu & Nocedal, 1989): the updates times an inverse-Hessian estimate from the last m steps.
+
+        s_k = w_k - w_(k-1),   y_k = g_k - g_(k-1),   rho_k = 1 / <y_k, s_k>      (kept for the last m = memory_size)
+        H_k = V^T H_k V + rho s s^T  over the pairs (V = I - rho y s^T),   H_k^0 = gamma_k I
+        gamma_k = <y_k, s_k> / <y_k, y_k>  (scale_init_precond; else 1),   gamma_0 = min(1, 1 / ||g_0||)
+        u = H_k g_k                                                        (two-loop recursion)
+
+    g are the incoming updates (gradients), w the params (update needs them); u is a descent
+    direction after a sign flip (lbfgs adds scale(-1) and a line search). A pair with <y, s> = 0 is
+    skipped (rho = 0). Nocedal & Wright (2006), Alg. 7.4, 7.5. optax.scale_by_lbfgs's numbers and
+    state, except that the stored differences are in the compute dtype (float32 for bfloat16 and
+    float16 params: a float16 difference of gradients near 6e4 would overflow; optax keeps the
+    params' dtype). The inner products are Re sum(conj(a) b), as optax's.
+
+    >>> import jax.numpy as jnp, gradtx
+    >>> tx = gradtx.scale_by_lbfgs(memory_size=5)
+    >>> w = jnp.asarray([3.0, 4.0])
+    >>> updates, state = tx.update(w, tx.init(w), w)  # the first step: g / ||g||
+    >>> updates.tolist(), state.diff_params_memory.shape
+    ([0.6, 0.8], (5, 2))
+    """
+    check("scale_by_lbfgs", memory_size=(memory_size, POSITIVE_COUNT))
+    scale_init_precond = check_flag("scale_by_lbfgs", "scale_init_precond", scale_init_precond)
+    return transformation(
+        "scale_by_lbfgs", _init_lbfgs, _update_lbfgs, memory_size=memory_size, scale_init_precond=scale_init_precond
+    )
+
+
+# The default line search, built once: lbfgs() built twice gives equal chains (and one compiled step).
+_ZOOM = scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")
+
+
+def lbfgs(
+    learning_rate: ScalarOrSchedule | None = None,
+    memory_size: int = 10,
+    scale_init_precond: bool = True,
+    linesearch: Any = _ZOOM,
+) -> GradientTransformation:
+    """L-BFGS (Liu & Nocedal, 1989): `chain(scale_by_lbfgs(...), scale(-1.0), linesearch)`.
+
+        d = -H_k g_k                  (scale_by_lbfgs, then the sign; -learning_rate H_k g_k with a learning rate)
+        w <- w + eta d                eta from the line search (1 without one)
+
+    `learning_rate=None` (the default): scale(-1.0), the step size left to the line search; a number
+    or schedule: scale_by_learning_rate(learning_rate). `linesearch` is any transformation
+    (scale_by_zoom_linesearch(20, initial_guess_strategy="one") by default, or
+    scale_by_backtracking_linesearch(...)), None for none. With a line search, update needs
+    value=, grad= and value_fn= (or use `gradtx.make_step(tx, loss_fn)`, which passes them; see
+    the README's "L-BFGS in a training loop"). Nocedal & Wright (2006), Alg. 7.5. Same as optax.lbfgs.
+    torch.optim.LBFGS(line_search_fn="strong_wolfe") is the same method with its own line search and
+    stopping tests (tests/transforms/test_lbfgs.py compares the two).
+
+    >>> import gradtx, jax.numpy as jnp
+    >>> f = lambda w: jnp.sum((w - 1.0) ** 2) + jnp.sum(w ** 4)
+    >>> tx = gradtx.lbfgs()
+    >>> step = gradtx.make_step(tx, f)
+    >>> w = jnp.zeros(3)
+    >>> state = tx.init(w)
+    >>> for _ in range(8):
+    ...     w, state, loss = step(w, state)
+    >>> [round(x, 6) for x in w.tolist()]
+    [0.589755, 0.589755, 0.589755]
+    """
+    check("lbfgs", learning_rate=(learning_rate, LEARNING_RATE + OR_NONE))
+    is_transformation = callable(getattr(linesearch, "init", None)) and callable(getattr(linesearch, "update", None))
+    if linesearch is not None and not is_transformation:
+        raise ArgumentTypeError("lbfgs", "linesearch", f"must be a gradient transformation or None, got {linesearch!r}")
+    with arguments_of("lbfgs"):
+        return chain(
+            scale_by_lbfgs(memory_size=memory_size, scale_init_precond=scale_init_precond),
+            scale(-1.0) if learning_rate is None else scale_by_learning_rate(learning_rate),
+            identity() if linesearch is None else linesearch,
+        )
+
+
+__all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
