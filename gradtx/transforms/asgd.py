@@ -3,7 +3,7 @@ the iterates (Polyak & Juditsky, 1992), exactly as torch.optim.ASGD computes it.
 
     eta_k = lr / (1 + lambd lr k)^alpha          mu_k = 1 / max(1, k - t0)        (k = steps taken)
     W_{k+1} = W_k - eta_k (g + (lambd + weight_decay) W_k)
-    ax <- ax + mu_k (W_{k+1} - ax)               (ax = W_{k+1} while mu_k = 1, i.e. up to step t0 + 1)
+    ax <- ax + mu_k (W_{k+1} - ax)               (ax = W_{k+1} while mu_k = 1, i.e. while k <= t0 + 1)
 
 `ax`, the averaged parameters, lives in the state: `asgd_averaged_params(state)` returns it for
 evaluation, and a checkpoint of the optimizer state keeps it.
@@ -82,14 +82,14 @@ def asgd(
         u     = -eta_k (g + (lambd + weight_decay) W)                       (torch: W (1 - lambd eta) - eta (g + wd W))
         ax   <- ax + mu_k (W + u - ax)                                       (ax = W + u while mu_k = 1)
 
-    The average ax starts at step t0 + 1: from then on it is the mean of the iterates since
-    (Polyak & Juditsky, 1992). Read it with `asgd_averaged_params(state)` to evaluate the model
-    (the parameters themselves follow the SGD iterates), and keep it by checkpointing the state.
-    asgd is one transformation, not a chain: the average needs the parameters after the update,
-    so it must come last in a chain (clipping may precede it). `update` needs params. Before the
-    first step the average is the initial parameters (torch holds zeros there). torch's default
-    learning rate is 1e-2; the learning rate is a number (it shapes the schedule eta_k), not a
-    schedule. Not in optax.
+    For an integer t0, ax after k > t0 + 1 updates is the mean of the iterates W_{t0+2}, ..., W_k
+    (W_j: the params after j updates; Polyak & Juditsky, 1992); before, it is the last iterate.
+    Read it with `asgd_averaged_params(state)` to evaluate the model (the parameters themselves
+    follow the SGD iterates), and keep it by checkpointing the state. asgd is one transformation,
+    not a chain: the average needs the parameters after the update, so it must come last in a
+    chain (clipping may precede it). `update` needs params. Before the first step the average is
+    the initial parameters (torch holds zeros there). torch's default learning rate is 1e-2; the
+    learning rate is a number (it shapes the schedule eta_k), not a schedule. Not in optax.
 
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.asgd(0.1, t0=0)

@@ -39,7 +39,7 @@ def _copy_dtype(hp: Hyperparams, p: Any) -> np.dtype:
     dtype = jnp.result_type(p)
     if hp.param_dtype is None:
         return np.dtype(dtype)
-    return np.dtype(jnp.promote_types(hp.param_dtype, dtype) if jnp.iscomplexobj(p) else hp.param_dtype)
+    return np.dtype(np.promote_types(hp.param_dtype, dtype) if jnp.iscomplexobj(p) else hp.param_dtype)
 
 
 def _norm(x: jax.Array) -> jax.Array:
@@ -51,7 +51,7 @@ def _norm(x: jax.Array) -> jax.Array:
 
 def _distance(x: jax.Array, y: jax.Array) -> jax.Array:
     """||x - y|| in the wider of the two dtypes (at least float32)."""
-    dtype = jnp.promote_types(tree.compute_dtype(x.dtype), tree.compute_dtype(y.dtype))
+    dtype = np.promote_types(tree.compute_dtype(x.dtype), tree.compute_dtype(y.dtype))
     return _norm(x.astype(dtype) - y.astype(dtype))
 
 
