@@ -27,6 +27,8 @@ NEEDS_LEAVES = {
     "scale_by_factored_rms", "scale_by_novograd", "lamb", "lars", "adafactor", "novograd",
     "masked", "partition", "multi_transform",
     "add_decayed_weights[mask]", "adamw[mask]", "lion",
+    # issue 10 (optim): per-axis statistics, per-leaf distances, trust ratios; adan's case has a mask
+    "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

@@ -344,8 +344,7 @@ def sgd(
     >>> gradtx.sgd(0.1, momentum=0.9)
     chain(trace(decay=0.9, nesterov=False), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     >>> gradtx.sgd(0.1, momentum=0.9, dampening=0.1)
-    chain(trace(decay=0.9, nesterov=False, dampening=0.1),
-          scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
+    chain(trace(decay=0.9, nesterov=False, dampening=0.1), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     """
     check("sgd", learning_rate=(learning_rate, LEARNING_RATE), dampening=(dampening, FRACTION))
     if not is_zero(normalize(dampening)) and (momentum is None or is_zero(normalize(momentum))):
