@@ -244,6 +244,8 @@ def _mismatch(g: Any, other: Any, name: str, is_params: bool) -> str | None:
     """
     paths_g = dict(jax.tree_util.tree_flatten_with_path(g, is_leaf=_is_none)[0])
     paths_o = dict(jax.tree_util.tree_flatten_with_path(other, is_leaf=_is_none)[0])
+    if not is_params:  # a state may hold a subtree per param (SM3's list of per-axis statistics)
+        paths_o = _up_to(paths_o, paths_g.keys())
     for path in paths_g.keys() - paths_o.keys():
         return f"{jax.tree_util.keystr(path)} is in the gradients, not in {name}"
     for path in paths_o.keys() - paths_g.keys():
@@ -261,6 +263,15 @@ def _mismatch(g: Any, other: Any, name: str, is_params: bool) -> str | None:
             dtypes = f"{jnp.result_type(x)} in the gradients, {jnp.result_type(y)} in {name}"
             return f"{at} is {dtypes}: gradients must be floating"
     return None
+
+
+def _up_to(paths: dict, prefixes: Any) -> dict:
+    """`paths` with each path below one of `prefixes` (a gradient's leaf) cut back to that prefix."""
+    out: dict = {}
+    for path, leaf in paths.items():
+        cut = next((q for q in prefixes if len(q) < len(path) and path[: len(q)] == q), path)
+        out.setdefault(cut, leaf)
+    return out
 
 
 class PerLeaf:

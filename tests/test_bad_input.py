@@ -66,6 +66,9 @@ NAN_EXEMPT = {
     "multi_transform": "the registry's case freezes the biases with set_to_zero",
     "apply_if_finite": "it skips non-finite steps (zero updates, the state kept): its purpose, counted in its state",
     "MultiSteps": "it emits every k = 3 gradients; tests/test_wrappers.py checks the NaN comes out at the k-th",
+    # issue 10 (optim)
+    "asgd": "its state is the average of the iterates, which its updates do not read: a NaN stays in the"
+    " average (asgd_averaged_params) once averaging has begun, and in the params it was applied to",
 }
 
 
