@@ -120,7 +120,7 @@ def asgd_averaged_params(state: OptState) -> Params:
     """The averaged parameters ax of the one `asgd` inside an optimizer state (chain, MultiSteps,
     inject_hyperparams, masked, ... states are searched): the model to evaluate and to export.
 
-    Inside `masked`, the leaves the mask leaves out are `MaskedNode`s (they were not averaged).
+    Inside `masked`, the leaves the mask leaves out are `MaskedNode` nodes (they were not averaged).
 
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.asgd(0.1))
