@@ -118,13 +118,17 @@ from gradtx.transforms.adam import (
     ScaleByAmsgradState,
     adam,
     adamax,
+    adamaxw,
     adamw,
     amsgrad,
     nadam,
+    nadamw,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
+from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
 from gradtx.transforms.centralize import centralize
 from gradtx.transforms.clipping import (
     adaptive_grad_clip,
@@ -135,6 +139,12 @@ from gradtx.transforms.clipping import (
     per_example_layer_norm_clip,
 )
 from gradtx.transforms.constraints import ZeroNansState, keep_params_nonnegative, zero_nans
+from gradtx.transforms.distance_over_gradients import (
+    ScaleByDistanceOverGradientsState,
+    scale_by_distance_over_gradients,
+)
+from gradtx.transforms.fromage import fromage
+from gradtx.transforms.ftrl import FtrlState, ftrl
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -165,7 +175,15 @@ from gradtx.transforms.momentum import (
     trace,
 )
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
+from gradtx.transforms.normalize import normalize_by_update_norm
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
+from gradtx.transforms.optimistic import (
+    ScaleByOptimisticGradientState,
+    optimistic_adam,
+    optimistic_adam_v2,
+    optimistic_gradient_descent,
+    scale_by_optimistic_gradient,
+)
 from gradtx.transforms.polyak import polyak_sgd, scale_by_polyak
 from gradtx.transforms.radam import radam, scale_by_radam
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
@@ -173,6 +191,7 @@ from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsp
 from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
 from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
 from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
+from gradtx.transforms.sm3 import ScaleBySM3State, scale_by_sm3, sm3
 from gradtx.transforms.yogi import scale_by_yogi, yogi
 from gradtx.transforms.zoom import ScaleByZoomLinesearchState, ZoomLinesearchInfo, scale_by_zoom_linesearch
 from gradtx.wrappers import (
@@ -272,4 +291,11 @@ __all__ = [
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
+    # issue 10 (optim): optax's remaining optimizers and transformations, torch's ASGD, Keras's FTRL
+    "scale_by_adan", "scale_by_sm3", "scale_by_optimistic_gradient", "scale_by_distance_over_gradients",
+    "normalize_by_update_norm",
+    "ScaleByAdanState", "ScaleBySM3State", "ScaleByOptimisticGradientState", "ScaleByDistanceOverGradientsState",
+    "AsgdState", "FtrlState",
+    "adan", "nadamw", "adamaxw", "sm3", "fromage", "optimistic_gradient_descent", "optimistic_adam",
+    "optimistic_adam_v2", "asgd", "ftrl", "asgd_averaged_params",
 ]  # fmt: skip

@@ -91,6 +91,26 @@ def _ema(hp: Hyperparams) -> frozenset[str]:
     return frozenset({"momentum"} | _if(not hp.debias, "ema"))  # ema(debias=True) is corrected already
 
 
+def _distance_over_gradients(hp: Hyperparams) -> frozenset[str]:
+    s = _number(hp.global_scale)  # its step: distance over gradients, times global_scale
+    return frozenset({"preconditioner", "lr"} | (_if(True, "unknown-sign") if s is None else _if(s < 0, "flip")))
+
+
+def _normalize(hp: Hyperparams) -> frozenset[str]:
+    s = _number(hp.scale_factor)  # u = s g / ||g||: scale-free, of length |s|
+    if s is None:
+        return frozenset({"preconditioner", "lr", "unknown-sign"})
+    return frozenset({"preconditioner"} | _if(s < 0, "flip") | _if(abs(s) != 1, "lr"))
+
+
+def _asgd(hp: Hyperparams) -> frozenset[str]:
+    return frozenset({"flip", "lr", "lr-changes"})  # a whole optimizer: -eta_k (g + lambd W), eta_k decaying
+
+
+def _ftrl(hp: Hyperparams) -> frozenset[str]:
+    return frozenset({"flip", "lr"} | _if(callable(hp.learning_rate), "lr-changes"))  # u = W' - W, a descent step
+
+
 MOMENTUM = frozenset({"momentum"})
 PRECONDITIONER = frozenset({"preconditioner"})
 NONE: frozenset[str] = frozenset()
@@ -176,6 +196,14 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_zoom_linesearch": NONE,
     "scale_by_backtracking_linesearch": NONE,
     "scale_by_polyak": NONE,
+    # issue 10 (optim)
+    "scale_by_adan": PRECONDITIONER,
+    "scale_by_sm3": PRECONDITIONER,
+    "scale_by_optimistic_gradient": MOMENTUM,  # extrapolates from the previous update
+    "scale_by_distance_over_gradients": _distance_over_gradients,
+    "normalize_by_update_norm": _normalize,
+    "asgd": _asgd,
+    "ftrl": _ftrl,
 }  # fmt: skip
 
 

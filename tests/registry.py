@@ -100,6 +100,8 @@ def global_norm_of(updates: Any) -> jax.Array:
 def halve_update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
     """An optax-style update without keyword arguments, for with_extra_args_support."""
     return jax.tree.map(lambda u: u / 2, updates), state
+
+
 def _quadratic(p: Any, g: Any, q: Any) -> jax.Array:
     """f(q) = 1 + <g, q - p> + |q - p|^2 / 2 over the float leaves, summed in their widest dtype."""
     parts = [
@@ -199,6 +201,15 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("add_noise", lambda m: m.add_noise(0.01, 0.55, 0)),  # optax warns without a key
     # L-BFGS's direction needs no loss; lbfgs and the line searches do (EXTRA_ARGS).
     Case("scale_by_lbfgs", lambda m: m.scale_by_lbfgs(memory_size=3)),
+    # issue 10 (optim). With b2 = 0.5 the paper's gradient-difference weight b2 and optax 0.2.8's 1 - b2
+    # agree (tests/transforms/test_adan.py checks the default against the paper, and optax's numbers).
+    Case("scale_by_adan", lambda m: m.scale_by_adan(b2=0.5)),
+    # optax's SM3 fails on rank-0 leaves and its DoG turns them into shape (1,): test_sm3.py and
+    # test_distance_over_gradients.py compare with optax on models without them.
+    Case("scale_by_sm3", lambda m: m.scale_by_sm3(), optax=False),
+    Case("scale_by_optimistic_gradient", lambda m: m.scale_by_optimistic_gradient(alpha=1.0, beta=0.5)),
+    Case("scale_by_distance_over_gradients", lambda m: m.scale_by_distance_over_gradients(), optax=False),
+    Case("normalize_by_update_norm", lambda m: m.normalize_by_update_norm(scale_factor=0.5)),
     # Combinators and wrappers (tests/test_wrappers.py has their own tests).
     Case("set_to_zero", lambda m: m.set_to_zero()),
     Case("masked", lambda m: m.masked(m.adam(1e-3), decay_mask)),
@@ -296,6 +307,19 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("sign_sgd", lambda m: m.sign_sgd(1e-3)),
     Case("signum", lambda m: m.signum(1e-3)),
     Case("rprop", lambda m: m.rprop(1e-3), optax=False),  # as scale_by_rprop; tests/test_optimizers_torch.py
+    # issue 10 (optim)
+    Case("sgd", lambda m: m.sgd(0.1, momentum=0.9, dampening=0.5), label="dampening", optax=False),  # torch's
+    Case("adan", lambda m: m.adan(1e-3, b2=0.5, weight_decay=0.01, mask=decay_mask)),  # b2 = 0.5: see scale_by_adan
+    Case("nadamw", lambda m: m.nadamw(1e-3, weight_decay=0.01)),
+    Case("adamaxw", lambda m: m.adamaxw(1e-3, weight_decay=0.01)),
+    Case("sm3", lambda m: m.sm3(0.1), optax=False),  # as scale_by_sm3
+    Case("fromage", lambda m: m.fromage(0.01)),
+    Case("optimistic_gradient_descent", lambda m: m.optimistic_gradient_descent(0.1)),
+    # optax.optimistic_adam warns (DeprecationWarning, an error in this suite); test_optimistic.py compares.
+    Case("optimistic_adam", lambda m: m.optimistic_adam(1e-3), optax=False),
+    Case("optimistic_adam_v2", lambda m: m.optimistic_adam_v2(1e-3, beta=0.5)),
+    Case("asgd", lambda m: m.asgd(0.05, t0=2), optax=False),  # torch's; tests/transforms/test_asgd.py
+    Case("ftrl", lambda m: m.ftrl(0.1, l1_regularization_strength=0.01), optax=False),  # Keras's; test_ftrl.py
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -349,6 +373,7 @@ NOT_BUILDERS = frozenset(
         "Accumulator",
         # memory and scale (gradtx/memory/)
         "QuantizedArray", "stochastic_round", "zero_shardings",
+        "asgd_averaged_params",  # issue 10 (optim): reads a state
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

@@ -70,6 +70,18 @@ QUADRATIC = {
     # NovoGrad normalizes the whole gradient (one leaf here) and sums it with b1 = 0.9 (steps ~ 10 lr).
     "novograd": (gradtx.novograd(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
     "noisy_sgd": (gradtx.noisy_sgd(0.009, key=0), 3_000),
+    # issue 10 (optim)
+    "sgd-dampening": (gradtx.sgd(0.004, momentum=0.9, dampening=0.5), 2_000),
+    "adan": (gradtx.adan(0.05), 3_000),
+    "nadamw": (gradtx.nadamw(0.05, weight_decay=0.0), 3_000),
+    "adamaxw": (gradtx.adamaxw(0.05, weight_decay=0.0), 3_000),
+    "sm3": (gradtx.sm3(0.5), 3_000),
+    "fromage": (gradtx.fromage(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),  # steps ~ lr ||w||, as lars
+    "optimistic_gradient_descent": (gradtx.optimistic_gradient_descent(0.002), 3_000),
+    "optimistic_adam": (gradtx.optimistic_adam(0.01), 3_000),
+    "optimistic_adam_v2": (gradtx.optimistic_adam_v2(0.01), 3_000),
+    "asgd": (gradtx.asgd(0.009), 3_000),
+    "ftrl": (gradtx.ftrl(0.5), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -86,6 +98,11 @@ ROSENBROCK = {
     "noisy_sgd": (gradtx.noisy_sgd(0.001, key=0), 30_000),
     # signSGD with a constant lr settles into a cycle across the curved valley: it needs a decaying lr.
     "sign_sgd": (gradtx.sign_sgd(gradtx.cosine_decay_schedule(0.003, 20_000)), 20_000),
+    # issue 10 (optim)
+    "sgd-dampening": (gradtx.sgd(0.001, momentum=0.9, dampening=0.5), 30_000),
+    "fromage": (gradtx.fromage(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "optimistic_gradient_descent": (gradtx.optimistic_gradient_descent(5e-4), 30_000),
+    "asgd": (gradtx.asgd(0.001), 30_000),
 }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -84,7 +85,27 @@ NO_COMPLEX = {
     "clip": "clip bounds each coordinate to [-c, c]; complex numbers have no order (jnp.clip raises)",
     "scale_by_rprop": "Rprop compares the signs of successive gradients; complex numbers have none (init raises)",
     "keep_params_nonnegative": "keep_params_nonnegative keeps params >= 0; complex numbers have no order",
+    "ftrl": "FTRL's L1 threshold clip(z, -l1, l1) needs an order; complex numbers have none (init raises)",
 }
+# Builders whose updates are nonzero for zero gradients by design (besides weight decay and noise).
+MOVES_WITHOUT_GRADIENTS = {
+    "asgd": "torch's ASGD decays the weights by its lambd: u = -eta lambd W",
+    "ftrl": "FTRL's weights are a function of z, W = (clip(z, -l1, l1) - z) / q: 0 while z = 0",
+}
+# State types whose optax field names mean the other moment: SM3's `mu` holds its per-axis sums of
+# squares (a second moment), its `nu` the momentum (a first moment). Checked under swapped names.
+SWAPPED_MOMENTS = (gradtx.ScaleBySM3State,)
+
+
+class _Swapped(NamedTuple):
+    nu: Any
+    mu: Any
+
+
+def with_moments_named(state):
+    """The state with each SWAPPED_MOMENTS node's mu and nu swapped, so the names say what they hold."""
+    swap = lambda s: _Swapped(nu=s.mu, mu=s.nu) if isinstance(s, SWAPPED_MOMENTS) else s
+    return jax.tree.map(swap, state, is_leaf=lambda s: isinstance(s, SWAPPED_MOMENTS))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -255,6 +276,7 @@ def build(case, kind: str):
 
 def check_state_fields(state, dtype_name: str, tx, what: str) -> None:
     """Second moments real and >= float32; first moments in the params' or an accumulator dtype; int32 counts."""
+    state = with_moments_named(state)
     stored = stored_fields(tx)
     for path, leaf in fields(state, SECOND_MOMENTS - stored):
         assert leaf.dtype == SECOND_MOMENT_DTYPE[dtype_name], f"{what}{path}: second moment is {leaf.dtype}"
@@ -371,6 +393,8 @@ def moves_without_gradients(tx) -> bool:
     """Weight decay (add_decayed_weights, or a member's own nonzero weight_decay as NovoGrad's), gradient
     noise, or keep_params_nonnegative (it moves negative params to 0)."""
     hps = members(tx)
+    if MOVES_WITHOUT_GRADIENTS.keys() & builders(tx):
+        return True
     moving = {"add_decayed_weights", "add_noise", "keep_params_nonnegative"}
     return bool(moving & builders(tx)) or any(hp.kwargs.get("weight_decay") for hp in hps)
 

@@ -28,6 +28,8 @@ NEEDS_LEAVES = {
     "masked", "partition", "multi_transform",
     "add_decayed_weights[mask]", "adamw[mask]", "lion",
     "centralize", "adaptive_grad_clip", "freeze", "selective_transform",
+    # issue 10 (optim): per-axis statistics, per-leaf distances, trust ratios; adan's case has a mask
+    "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

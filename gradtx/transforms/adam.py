@@ -4,7 +4,8 @@
     scale_by_amsgrad   as Adam, dividing by the running maximum of v^          (Reddi et al., 2018)
     scale_by_adamax    as Adam, with v <- max(b2 v, |g| + eps) and u = m^ / v   (Kingma & Ba, Sec. 7.1)
 
-    adam, adamw (decoupled weight decay), nadam (Nesterov look-ahead), adamax, amsgrad
+    adam, adamw (decoupled weight decay), nadam (Nesterov look-ahead), nadamw (both), adamax,
+    adamaxw (adamax with decoupled weight decay), amsgrad
 
 This file is the house pattern every transformation follows:
 
@@ -332,6 +333,40 @@ def nadam(
         )
 
 
+def nadamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = True,
+    accumulator_dtype: Any = None,
+) -> GradientTransformation:
+    """NAdamW: AdamW with Dozat's Nesterov look-ahead, `adamw(..., nesterov=True)` as in optax.
+
+    `chain(scale_by_adam(..., nesterov=True), add_decayed_weights(weight_decay, mask),
+    scale_by_learning_rate(lr))`: W <- W - eta (u + lambda W) with u NAdam's update (see
+    `scale_by_adam`, `adamw`). The AlgoPerf baseline. torch.optim.NAdam(decoupled_weight_decay=True)
+    also decays b1 over the steps (momentum_decay), which neither optax nor gradtx does.
+
+    >>> import gradtx
+    >>> gradtx.nadamw(1e-3)
+    chain(scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, nesterov=True),
+          add_decayed_weights(weight_decay=0.0001), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
+    """
+    check("nadamw", learning_rate=(learning_rate, LEARNING_RATE))
+    with arguments_of("nadamw"):
+        return chain(
+            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            add_decayed_weights(weight_decay, mask),
+            scale_by_learning_rate(learning_rate),
+        )
+
+
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -353,6 +388,36 @@ def adamax(
     with arguments_of("adamax"):
         return chain(
             scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
+            scale_by_learning_rate(learning_rate),
+        )
+
+
+def adamaxw(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    accumulator_dtype: Any = None,
+) -> GradientTransformation:
+    """AdamaxW: Adamax with decoupled weight decay (Loshchilov & Hutter, 2019), as in optax.
+
+    `chain(scale_by_adamax(b1, b2, eps), add_decayed_weights(weight_decay, mask),
+    scale_by_learning_rate(lr))`: W <- W - eta (u + lambda W) with u Adamax's update (see
+    `scale_by_adamax`); the decay is multiplied by the learning rate, as in torch and optax.
+
+    >>> import gradtx
+    >>> gradtx.adamaxw(2e-3)
+    chain(scale_by_adamax(b1=0.9, b2=0.999, eps=1e-08), add_decayed_weights(weight_decay=0.0001),
+          scale_by_learning_rate(learning_rate=0.002, flip_sign=True))
+    """
+    check("adamaxw", learning_rate=(learning_rate, LEARNING_RATE))
+    with arguments_of("adamaxw"):
+        return chain(
+            scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
+            add_decayed_weights(weight_decay, mask),
             scale_by_learning_rate(learning_rate),
         )
 
@@ -394,9 +459,11 @@ __all__ = [
     "ScaleByAmsgradState",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
     "amsgrad",
     "nadam",
+    "nadamw",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",

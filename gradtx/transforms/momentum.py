@@ -1,6 +1,7 @@
 """Momentum: running sums and averages of past updates, and the Nesterov look-ahead.
 
     trace(mu):               t <- mu t + g;               u = t              (heavy ball, optax/torch form)
+    trace(mu, dampening=d):  t <- mu t + (1 - d) g after the first step, t_1 = g   (torch.optim.SGD)
     ema(a):                  m <- a m + (1 - a) g;        u = m / (1 - a^t)  (debiased average)
     scale_by_momentum(a):    v <- a v + (1 - a) g;        u = v              (the lecture's EMA form)
     nesterov(mu):            u_k = (1 + mu_{k+1}) v_k - mu_k v_{k-1}           (look-ahead of any momentum)
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
+
 from gradtx import tree
 from gradtx.base import (
     Count,
@@ -29,7 +32,20 @@ from gradtx.base import (
     value_at,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, MOMENTUM, SCHEDULE, UNIT, ArgumentTypeError, arguments_of, check, check_dtype
+from gradtx.checks import (
+    FRACTION,
+    LEARNING_RATE,
+    MOMENTUM,
+    SCHEDULE,
+    UNIT,
+    ArgumentTypeError,
+    ArgumentValueError,
+    arguments_of,
+    check,
+    check_dtype,
+    is_zero,
+    normalize,
+)
 from gradtx.combine import chain
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -63,17 +79,24 @@ def _init_trace(hp: Hyperparams, params) -> TraceState:
 def _update_trace(hp: Hyperparams, g, state: TraceState, params=None):
     k1 = next_count(state.count)
     mu = value_at(hp.decay, state.count)
-    t = tree.lerp(state.trace, g, mu, 1)  # t <- mu_k t + g
+    dampening = hp.kwargs.get("dampening")  # absent when 0: the plain heavy ball, op for op
+    if dampening is None:
+        t = tree.lerp(state.trace, g, mu, 1)  # t <- mu_k t + g
+    else:
+        c = jnp.where(state.count == 0, 1.0, 1 - dampening)  # torch's first buffer is g itself
+        t = tree.lerp(state.trace, g, mu, c)  # t <- mu_k t + (1 - dampening) g, t_1 = g
     u = tree.cast_like(t, g)  # u = t
     if hp.nesterov:
         u = tree.add_scale(g, value_at(hp.decay, k1), t)  # u = g + mu_{k+1} t
     return u, TraceState(trace=t, count=k1)
 
 
-def trace(decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
+def trace(
+    decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: Any = None, *, dampening: float = 0.0
+) -> GradientTransformation:
     """Heavy-ball momentum: a decaying sum of past updates (Polyak, 1964).
 
-        t <- mu t + g
+        t <- mu t + g             (with dampening d: t <- mu t + (1 - d) g, and t = g at the first step)
         u  = t                    (nesterov=False)
         u  = g + mu_{k+1} t       (nesterov=True; for a constant decay: g + mu t)
 
@@ -85,15 +108,25 @@ def trace(decay: ScalarOrSchedule, nesterov: bool = False, accumulator_dtype: An
     Same as torch.optim.SGD(momentum=mu, dampening=0, nesterov=...) with lr = 1 and a constant mu:
     torch's first step sets its buffer to g, which is mu * 0 + g. Unlike optax, the state also has
     a step count, so that decay may be a schedule (e.g. `gradtx.sutskever_momentum_schedule`).
-    `accumulator_dtype` sets the dtype of t (default: the params' dtype).
+    `accumulator_dtype` sets the dtype of t (default: the params' dtype). `dampening` d in [0, 1]
+    is torch.optim.SGD's: from the second step on, the gradient enters the trace times 1 - d, the
+    first step sets t = g undamped, as torch does (d = 0, the default, is the plain heavy ball;
+    optax has no dampening). With nesterov=True the look-ahead is g + mu t on the damped trace,
+    which torch refuses to combine.
 
     >>> import gradtx
     >>> gradtx.trace(0.9, nesterov=True)
     trace(decay=0.9, nesterov=True)
+    >>> gradtx.trace(0.9, dampening=0.5)
+    trace(decay=0.9, nesterov=False, dampening=0.5)
     """
-    check("trace", decay=(decay, MOMENTUM + SCHEDULE))
+    check("trace", decay=(decay, MOMENTUM + SCHEDULE), dampening=(dampening, FRACTION))
     dtype = check_dtype("trace", "accumulator_dtype", accumulator_dtype)
-    return transformation("trace", _init_trace, _update_trace, decay=decay, nesterov=nesterov, accumulator_dtype=dtype)
+    # A zero dampening is not stored: trace(mu) and trace(mu, dampening=0) are the same object.
+    damped: dict[str, Any] = {} if is_zero(normalize(dampening)) else {"dampening": dampening}
+    return transformation(
+        "trace", _init_trace, _update_trace, decay=decay, nesterov=nesterov, accumulator_dtype=dtype, **damped
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,23 +329,35 @@ def sgd(
     momentum: ScalarOrSchedule | None = None,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
+    *,
+    dampening: float = 0.0,
 ) -> GradientTransformation:
     """Stochastic gradient descent: `chain(trace(momentum, nesterov), scale_by_learning_rate(lr))`.
 
     Without momentum (the default) the chain is `scale_by_learning_rate` alone: W <- W - eta g.
     With it, see `trace` (heavy ball, or Nesterov with `nesterov=True`). Matches
-    torch.optim.SGD(lr, momentum, nesterov=nesterov) (dampening 0).
+    torch.optim.SGD(lr, momentum, dampening, nesterov=nesterov): `dampening` d (default 0, not in
+    optax) damps the gradient in the trace, t <- mu t + (1 - d) g, from the second step on (see
+    `trace`). torch ignores dampening without momentum; here that combination is an error.
 
     >>> import gradtx
     >>> gradtx.sgd(0.1, momentum=0.9)
     chain(trace(decay=0.9, nesterov=False), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
+    >>> gradtx.sgd(0.1, momentum=0.9, dampening=0.1)
+    chain(trace(decay=0.9, nesterov=False, dampening=0.1), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     """
-    check("sgd", learning_rate=(learning_rate, LEARNING_RATE))
+    check("sgd", learning_rate=(learning_rate, LEARNING_RATE), dampening=(dampening, FRACTION))
+    if not is_zero(normalize(dampening)) and (momentum is None or is_zero(normalize(momentum))):
+        raise ArgumentValueError(
+            "sgd", "dampening",
+            f"damps the momentum's trace, and there is none (momentum={momentum!r}), got {dampening!r}:"
+            " pass a momentum, or leave dampening at 0 (torch.optim.SGD ignores it without momentum)",
+        )  # fmt: skip
     with arguments_of("sgd", {"trace.decay": "momentum"}):
         if momentum is None:
             return chain(scale_by_learning_rate(learning_rate))
         return chain(
-            trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
+            trace(decay=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype, dampening=dampening),
             scale_by_learning_rate(learning_rate),
         )
 
