@@ -12,7 +12,8 @@ name lives:
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);
                      transforms/README.md lists which name lives where
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
-                     inject_hyperparams, lookahead, rollback (back to the last good params)
+                     inject_hyperparams, lookahead, rollback (back to the last good params),
+                     sam, mechanize, split_real_and_imaginary
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
@@ -85,7 +86,7 @@ from gradtx.schedules import (
 from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
 from gradtx.sweep import sweep
-from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
+from gradtx.transforms.adabelief import ScaleByBeliefState, acprop, adabelief, scale_by_acprop, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
 from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
 from gradtx.transforms.adagrad import ScaleByRssState, adagrad, scale_by_rss
@@ -102,6 +103,8 @@ from gradtx.transforms.adam import (
     scale_by_amsgrad,
 )
 from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.cocob import COCOBState, cocob, scale_by_cocob
+from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -111,6 +114,7 @@ from gradtx.transforms.layerwise import (
     scale_by_trust_ratio,
 )
 from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
+from gradtx.transforms.madgrad import MadgradState, madgrad, scale_by_madgrad
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -124,8 +128,12 @@ from gradtx.transforms.momentum import (
     sgd,
     trace,
 )
+from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
+from gradtx.transforms.normalization import NormalizeState, normalize
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
+from gradtx.transforms.plateau import ReduceLROnPlateauState, reduce_on_plateau
+from gradtx.transforms.privacy import DifferentiallyPrivateAggregateState, differentially_private_aggregate, dpsgd
 from gradtx.transforms.radam import radam, scale_by_radam
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
 from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
@@ -138,15 +146,21 @@ from gradtx.wrappers import (
     InjectHyperparamsState,
     LookaheadParams,
     LookaheadState,
+    MechanicState,
     MultiSteps,
     MultiStepsState,
     RollbackState,
+    SAMState,
+    SplitRealAndImaginaryState,
     apply_if_finite,
     inject_hyperparams,
     lookahead,
+    mechanize,
     rollback,
+    sam,
     skip_large_updates,
     skip_not_finite,
+    split_real_and_imaginary,
 )
 
 __version__ = "0.1.0"
@@ -189,6 +203,14 @@ __all__ = [
     "cosine_decay_schedule", "warmup_constant_schedule", "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule", "join_schedules", "cosine_onecycle_schedule",
     "linear_onecycle_schedule", "sgdr_schedule", "sutskever_momentum_schedule",
+    # from optax.contrib (the established ones): learning-rate-free and loss-driven steps, SAM, privacy,
+    # complex params
+    "reduce_on_plateau", "ReduceLROnPlateauState", "sam", "SAMState", "normalize", "NormalizeState",
+    "mechanize", "MechanicState", "cocob", "scale_by_cocob", "COCOBState", "dog", "scale_by_dog", "DoGState",
+    "dowg", "scale_by_dowg", "DoWGState", "momo", "MomoState", "momo_adam", "MomoAdamState",
+    "madgrad", "scale_by_madgrad", "MadgradState", "acprop", "scale_by_acprop",
+    "dpsgd", "differentially_private_aggregate", "DifferentiallyPrivateAggregateState",
+    "split_real_and_imaginary", "SplitRealAndImaginaryState",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

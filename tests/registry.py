@@ -71,6 +71,11 @@ def ramp(count: jax.Array) -> jax.Array:
     return jnp.minimum(0.5 + 0.05 * count.astype(jnp.float32), 0.9)
 
 
+def contrib(m: Any) -> Any:
+    """Where optax keeps a name under optax.contrib, gradtx at the top level: `contrib(m).cocob(...)`."""
+    return getattr(m, "contrib", m)
+
+
 LR = (1e-3, 1e-2, 1e-1)
 DECAYS = (0.5, 0.9, 0.99)
 
@@ -163,6 +168,20 @@ TRANSFORMS: tuple[Case, ...] = (
         "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
         sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
     ),
+    # optax.contrib's (tests/transforms/test_contrib_optimizers.py and tests/test_contrib_wrappers.py
+    # have their own tests, with the authors' packages where they exist).
+    Case("normalize", lambda m: contrib(m).normalize()),
+    Case("scale_by_cocob", lambda m: contrib(m).scale_by_cocob()),
+    # optax.contrib keeps scale_by_dog and scale_by_dowg in a private module (tested there).
+    Case("scale_by_dog", lambda m: m.scale_by_dog(), optax=False),
+    Case("scale_by_dowg", lambda m: m.scale_by_dowg(), optax=False),
+    # optax takes sqrt(k + 1) of its int32 count in float32 also in float64 runs (1e-4 apart by step
+    # 30); gradtx in the params' precision, as the authors' code: tests/transforms/test_contrib_optimizers.py.
+    Case("scale_by_madgrad", lambda m: m.scale_by_madgrad(0.1), optax=False),
+    Case("scale_by_acprop", lambda m: contrib(m).scale_by_acprop()),
+    Case("sam", lambda m: contrib(m).sam(m.sgd(0.1), m.chain(contrib(m).normalize(), m.sgd(0.05)), sync_period=3)),
+    Case("mechanize", lambda m: contrib(m).mechanize(m.adam(1.0))),
+    Case("split_real_and_imaginary", lambda m: contrib(m).split_real_and_imaginary(m.adam(1e-2))),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -200,6 +219,14 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("sign_sgd", lambda m: m.sign_sgd(1e-3)),
     Case("signum", lambda m: m.signum(1e-3)),
     Case("rprop", lambda m: m.rprop(1e-3), optax=False),  # as scale_by_rprop; tests/test_optimizers_torch.py
+    # optax.contrib's
+    Case("cocob", lambda m: contrib(m).cocob(weight_decay=1e-3)),
+    Case("dog", lambda m: contrib(m).dog(weight_decay=1e-3), sweep=lambda m, h: m.dog(h), sweep_values=(0.5, 1.0, 2.0)),
+    Case("dowg", lambda m: contrib(m).dowg()),
+    Case("madgrad", lambda m: m.madgrad(0.1, weight_decay=1e-3), optax=False, sweep=lambda m, h: m.madgrad(h),
+         sweep_values=LR),  # as scale_by_madgrad
+    Case("acprop", lambda m: contrib(m).acprop(1e-2, weight_decay=1e-3), sweep=lambda m, h: m.acprop(h),
+         sweep_values=LR),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -267,4 +294,19 @@ EXTRA_ARGS: tuple[Case, ...] = (
          sweep=lambda m, h: m.rollback(m.sgd(h)), sweep_values=LR),
     Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
          label="mask", optax=False, extra_args={"loss": 1.0}),
+    # optax.contrib's, whose updates need the loss as `value` (tests/transforms/test_contrib_optimizers.py).
+    Case("reduce_on_plateau",
+         lambda m: m.chain(m.sgd(0.1), contrib(m).reduce_on_plateau(factor=0.5, patience=2, accumulation_size=2)),
+         extra_args={"value": 1.0}, sweep=lambda m, h: m.chain(m.sgd(h), m.reduce_on_plateau()), sweep_values=LR),
+    Case("momo", lambda m: contrib(m).momo(0.5, weight_decay=1e-3), extra_args={"value": 1.0},
+         sweep=lambda m, h: m.momo(h), sweep_values=LR),
+    Case("momo_adam", lambda m: contrib(m).momo_adam(0.1, weight_decay=1e-3), extra_args={"value": 1.0}),
+)  # fmt: skip
+
+# Builders whose gradients are per-example (a leading batch axis on every leaf), which the registry-driven
+# tests cannot pass: tests/transforms/test_privacy.py runs the contract checks on them.
+PER_EXAMPLE: tuple[Case, ...] = (
+    Case("differentially_private_aggregate",
+         lambda m: contrib(m).differentially_private_aggregate(1.0, 0.5, key=0), optax=True),
+    Case("dpsgd", lambda m: contrib(m).dpsgd(0.1, 1.0, 0.5, seed=0, momentum=0.9)),
 )  # fmt: skip

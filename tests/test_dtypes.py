@@ -83,6 +83,7 @@ EXTRA_SWEEPS = {
 NO_COMPLEX = {
     "clip": "clip bounds each coordinate to [-c, c]; complex numbers have no order (jnp.clip raises)",
     "scale_by_rprop": "Rprop compares the signs of successive gradients; complex numbers have none (init raises)",
+    "scale_by_cocob": "COCOB bets on the sign of each real coordinate (init raises; split_real_and_imaginary wraps it)",
 }
 
 
