@@ -6,6 +6,10 @@
     apply = gradtx.make_step(tx)                  # without a loss: you bring the gradients
     params, state = apply(params, state, grads)
 
+With a loss, the step passes it to `tx.update` as `value=loss` (optax's keyword), so that the
+transformations that read the loss (reduce_on_plateau, momo, momo_adam) work as they are; the
+others ignore it.
+
 A step reads params, grads and state and writes new params and state. Under `jax.jit` without
 donation, every step allocates new params and state (and on a CPU pays the page faults of touching
 that memory): 3x to 6x the time of the same step that writes into the old buffers. `make_step`
@@ -23,6 +27,7 @@ import jax
 
 from gradtx import tree
 from gradtx.base import GradientTransformation, OptState, Params, Updates, apply_updates
+from gradtx.combine import update_one
 from gradtx.packing import unpack
 
 
@@ -46,8 +51,10 @@ def _train(
         return loss_fn(unpack(tree.with_frozen(trainable, params)), *args, **kwargs)
 
     value, grads = jax.value_and_grad(objective, has_aux=has_aux)(tree.trainable(params))
-    params, state = _apply(tx, params, state, grads)
-    return params, state, value
+    # The loss goes to the update as `value=` (reduce_on_plateau, momo), to every transformation
+    # that takes keyword arguments (gradtx's all do, and ignore what they do not read).
+    updates, state = update_one(tx, grads, state, params, {"value": value[0] if has_aux else value})
+    return apply_updates(params, updates), state, value
 
 
 def make_step(
@@ -57,7 +64,9 @@ def make_step(
 
     With `loss_fn(params, *batch) -> loss` (or `(loss, aux)` with `has_aux=True`):
     `step(params, state, *batch) -> (params, state, loss)` (`(loss, aux)` in place of `loss`): one
-    compiled program that takes the gradient of the loss and applies `tx`. The loss always sees the
+    compiled program that takes the gradient of the loss and applies `tx`, passing it the loss as
+    `tx.update(grads, state, params, value=loss)` (what reduce_on_plateau and momo read; an optax
+    transformation gets it where it takes keyword arguments). The loss always sees the
     params tree as written: `gradtx.Packed` params are unpacked for it (`gradtx.pack`), and integer
     and boolean leaves get no gradient.
 

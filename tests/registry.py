@@ -296,7 +296,7 @@ EXTRA_ARGS: tuple[Case, ...] = (
          label="mask", optax=False, extra_args={"loss": 1.0}),
     # optax.contrib's, whose updates need the loss as `value` (tests/transforms/test_contrib_optimizers.py).
     Case("reduce_on_plateau",
-         lambda m: m.chain(m.sgd(0.1), contrib(m).reduce_on_plateau(factor=0.5, patience=2, accumulation_size=2)),
+         lambda m: m.chain(m.sgd(0.1), contrib(m).reduce_on_plateau(factor=0.5, patience=2)),
          extra_args={"value": 1.0}, sweep=lambda m, h: m.chain(m.sgd(h), m.reduce_on_plateau()), sweep_values=LR),
     Case("momo", lambda m: contrib(m).momo(0.5, weight_decay=1e-3), extra_args={"value": 1.0},
          sweep=lambda m, h: m.momo(h), sweep_values=LR),
