@@ -89,9 +89,9 @@ def _madgrad_leaf(hp: Hyperparams, lamb: Any, g, x, big_g, s, x0):
     big_g = big_g + lamb * tree.abs_sq(g_).astype(real)  # G <- G + lambda g^2
     s_new = s.astype(dtype) + lamb.astype(dtype) * g_  # s <- s + lambda g
     z = x0.astype(dtype) - s_new / (cbrt0(big_g) + hp.eps).astype(dtype)  # z = x_0 - s / (G^(1/3) + eps)
-    x_ = x.astype(dtype)
-    x_new = (1 - hp.momentum) * z + hp.momentum * x_  # x' = (1 - momentum) z + momentum x
-    return (x_new - x_).astype(g.dtype), big_g, s_new.astype(s.dtype)
+    # x' = (1 - momentum) z + momentum x, so u = x' - x = (1 - momentum) (z - x): exactly 0 where z = x
+    u = (1 - hp.momentum) * (z - x.astype(dtype))
+    return u.astype(g.dtype), big_g, s_new.astype(s.dtype)
 
 
 def _update_madgrad(hp: Hyperparams, g, state: MadgradState, params=None):
@@ -99,7 +99,7 @@ def _update_madgrad(hp: Hyperparams, g, state: MadgradState, params=None):
     k = state.count
     lr = value_at(hp.learning_rate, k)
     dtype = np.result_type(*[x.dtype for x in jax.tree.leaves(state.grad_sum_sq)], np.float32)  # the widest G
-    root = jnp.sqrt((k + 1).astype(dtype))
+    root = jnp.sqrt(k.astype(dtype) + 1)  # k + 1 in floats: at the int32 maximum an int32 k + 1 would wrap
     lamb = (jnp.asarray(lr).astype(dtype) + hp.eps) * root  # lambda = (eta + eps) sqrt(k + 1)
     out = jax.tree.map(
         lambda *leaves: _Leaf(*_madgrad_leaf(hp, lamb, *leaves)), g, params, state.grad_sum_sq, state.s, state.x0

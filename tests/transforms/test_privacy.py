@@ -6,6 +6,7 @@ repr rebuilds, errors)."""
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,8 @@ def runs() -> dict:
     for dtype in (jnp.float64, jnp.float32):
         for name, make in DPSGD.items():
             out["gradtx", dtype, name] = trajectory(make(gradtx), tj.model(dtype))
-            with jax.numpy_dtype_promotion("standard"):
+            with jax.numpy_dtype_promotion("standard"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # optax's dpsgd passes its own seed= on
                 out["optax", dtype, name] = trajectory(make(optax.contrib), tj.model(dtype))
     return out
 
@@ -70,9 +72,9 @@ def test_dpsgd_matches_optax_with_the_same_noise(runs, name):
 def test_aggregate_matches_optax_and_the_clipping_rule():
     params = tj.model()
     grads = per_example(params, 0)
-    ours = gradtx.differentially_private_aggregate(l2_norm_clip=1.5, noise_multiplier=0.4, key=11)
+    ours = gradtx.differentially_private_aggregate(l2_norm_clip=8.0, noise_multiplier=0.4, key=11)
     with jax.numpy_dtype_promotion("standard"):
-        theirs = optax.contrib.differentially_private_aggregate(1.5, 0.4, key=11)
+        theirs = optax.contrib.differentially_private_aggregate(8.0, 0.4, key=11)
         s_theirs = theirs.init(params)
         want = []
         for _ in range(3):  # the key advances: three draws
@@ -85,9 +87,9 @@ def test_aggregate_matches_optax_and_the_clipping_rule():
     # Without noise: the mean of the examples, each scaled to norm <= C (NumPy, example by example).
     flat = [np.asarray(x) for x in jax.tree.leaves(grads)]
     norms = np.sqrt(sum((x.reshape(BATCH, -1) ** 2).sum(axis=1) for x in flat))
-    factors = np.minimum(1.0, 1.5 / norms)
+    factors = np.minimum(1.0, 8.0 / norms)
     assert (factors < 1).any() and (factors == 1).any()
-    clean, _ = gradtx.differentially_private_aggregate(1.5, 0.0).update(grads, ours.init(params))
+    clean, _ = gradtx.differentially_private_aggregate(8.0, 0.0).update(grads, ours.init(params))
     for got, x in zip(jax.tree.leaves(clean), flat, strict=True):
         np.testing.assert_allclose(got, np.tensordot(factors, x, axes=1) / BATCH, rtol=1e-13)
 
@@ -131,8 +133,9 @@ def test_per_example_gradients_are_checked_and_nan_stays_visible():
     with pytest.raises(ValueError, match=r"dpsgd: the gradients do not match params: \['w'\] has shape \(4,\)"):
         tx.update({"w": jnp.ones((2, 4)), "b": jnp.ones(2)}, state, params)
     u, _ = tx.update({"w": jnp.asarray([[1.0, jnp.nan, 0.0], [1.0, 1.0, 1.0]]), "b": jnp.ones(2)}, state, params)
-    assert np.isnan(np.asarray(u["w"])).all() and np.isnan(np.asarray(u["b"]))  # example 0's norm is NaN
-    with pytest.raises(ValueError, match=r"dpsgd: momentum must be in \[0, 1\] or None, got 1.5"):
+    # Example 0's norm is NaN, so its factor is 1 (as optax's): the NaN reaches the update where it was.
+    assert bool(jnp.isnan(u["w"][1])) and bool(jnp.isfinite(u["b"]))
+    with pytest.raises(ValueError, match=r"dpsgd: momentum must be in \[0, 1\], got 1.5"):
         gradtx.dpsgd(0.1, 1.0, 1.0, seed=0, momentum=1.5)
     with pytest.raises(ValueError, match=r"differentially_private_aggregate: l2_norm_clip must be in \[0, inf\)"):
         gradtx.differentially_private_aggregate(-1.0, 1.0)
