@@ -199,7 +199,9 @@ def _init_dpsgd(hp: Hyperparams, params) -> tuple:
 
 def _update_dpsgd(hp: Hyperparams, g, state: tuple, params=None):
     aggregate, *rest = _members(hp)
-    u, first = _update_aggregate(aggregate.hyperparams, g, state[0], params)  # per-example in, params' shapes out
+    aggregate_hp = aggregate.hyperparams
+    assert aggregate_hp is not None  # built by gradtx
+    u, first = _update_aggregate(aggregate_hp, g, state[0], params)  # per-example in, params' shapes out
     new_state = [first]
     for t, s in zip(rest, state[1:], strict=True):
         u, s = t.update(u, s, params)
