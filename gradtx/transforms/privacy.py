@@ -52,19 +52,21 @@ class DifferentiallyPrivateAggregateState(NamedTuple):
     rng_key: jax.Array
 
 
-def _seed_or_key(builder: str, key: Any) -> Any:
+def _seed_or_key(builder: str, key: Any, name: str = "key") -> Any:
     """None -> 0; a concrete key or seed array -> ints (hashable, picklable, shown by repr); a tracer as is."""
     if key is None:
+        if name == "seed":  # dpsgd's seed is required (optax's): None means nothing there
+            raise ArgumentTypeError(builder, name, "must be an int seed or a PRNG key, got None")
         return 0
     if isinstance(key, jax.Array | np.ndarray | np.generic) and not isinstance(key, jax.core.Tracer):
         if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             key = jax.random.key_data(key)
         array = np.asarray(key)
         if not jnp.issubdtype(array.dtype, jnp.integer):
-            raise ArgumentTypeError(builder, "key", f"must be an int seed or a PRNG key, got an array of {array.dtype}")
+            raise ArgumentTypeError(builder, name, f"must be an int seed or a PRNG key, got an array of {array.dtype}")
         return int(array) if array.ndim == 0 else tuple(int(k) for k in array.ravel())
     if isinstance(key, bool) or not isinstance(key, int | tuple | jax.core.Tracer):
-        raise ArgumentTypeError(builder, "key", f"must be an int seed or a PRNG key, got {key!r}")
+        raise ArgumentTypeError(builder, name, f"must be an int seed or a PRNG key, got {key!r}")
     return key
 
 
@@ -239,7 +241,7 @@ def dpsgd(
     hp = Hyperparams(
         "dpsgd", (),
         {"learning_rate": learning_rate, "l2_norm_clip": l2_norm_clip, "noise_multiplier": noise_multiplier,
-         "seed": _seed_or_key("dpsgd", seed), "momentum": momentum,
+         "seed": _seed_or_key("dpsgd", seed, "seed"), "momentum": momentum,
          "nesterov": check_flag("dpsgd", "nesterov", nesterov)},
     )  # fmt: skip
     _members(hp)  # the members' own checks, reported as dpsgd's

@@ -137,5 +137,7 @@ def test_per_example_gradients_are_checked_and_nan_stays_visible():
     assert bool(jnp.isnan(u["w"][1])) and bool(jnp.isfinite(u["b"]))
     with pytest.raises(ValueError, match=r"dpsgd: momentum must be in \[0, 1\], got 1.5"):
         gradtx.dpsgd(0.1, 1.0, 1.0, seed=0, momentum=1.5)
+    with pytest.raises(TypeError, match=r"dpsgd: seed must be an int seed or a PRNG key, got nan"):
+        gradtx.dpsgd(0.1, 1.0, 1.0, seed=float("nan"))
     with pytest.raises(ValueError, match=r"differentially_private_aggregate: l2_norm_clip must be in \[0, inf\)"):
         gradtx.differentially_private_aggregate(-1.0, 1.0)
