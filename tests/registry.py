@@ -168,15 +168,35 @@ TRANSFORMS: tuple[Case, ...] = (
         "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
         sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
     ),
-    # optax.contrib's (tests/transforms/test_contrib_optimizers.py and tests/test_contrib_wrappers.py
-    # have their own tests, with the authors' packages where they exist).
+    # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
+    # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
+    Case(
+        "state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True),
+        optax=False,
+    ),
+    Case("state_dtype", lambda m: m.state_dtype(m.sgd(0.1, momentum=0.9), jnp.bfloat16), label="all", optax=False),
+    Case("quantized_state", lambda m: m.quantized_state(m.adam(1e-3), bits=8, min_size=0), optax=False),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
+        label="4bit", optax=False,
+    ),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
+        label="fp8-sr", optax=False,
+    ),
+    Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),
+    Case("kahan_summation", lambda m: m.kahan_summation(m.adamw(1e-3, weight_decay=0.01)), optax=False),
+    # optax.contrib's (their own tests: tests/transforms/test_<family>.py, tests/test_sam.py,
+    # test_mechanize.py, test_split_real_and_imaginary.py, with the authors' packages where they exist).
     Case("normalize", lambda m: contrib(m).normalize()),
     Case("scale_by_cocob", lambda m: contrib(m).scale_by_cocob()),
     # optax.contrib keeps scale_by_dog and scale_by_dowg in a private module (tested there).
     Case("scale_by_dog", lambda m: m.scale_by_dog(), optax=False),
     Case("scale_by_dowg", lambda m: m.scale_by_dowg(), optax=False),
-    # optax takes sqrt(k + 1) of its int32 count in float32 also in float64 runs (1e-4 apart by step
-    # 30); gradtx in the params' precision, as the authors' code: tests/transforms/test_contrib_optimizers.py.
+    # optax takes sqrt(k + 1) of its int32 count in float32 also in float64 runs (1e-6 apart by step
+    # 30); gradtx in the params' precision, as the authors' code: tests/transforms/test_madgrad.py.
     Case("scale_by_madgrad", lambda m: m.scale_by_madgrad(0.1), optax=False),
     Case("scale_by_acprop", lambda m: contrib(m).scale_by_acprop()),
     Case("sam", lambda m: contrib(m).sam(m.sgd(0.1), m.chain(contrib(m).normalize(), m.sgd(0.05)), sync_period=3)),
@@ -275,6 +295,8 @@ NOT_BUILDERS = frozenset(
         "make_step", "pack", "unpack", "Packed",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
+        # memory and scale (gradtx/memory/)
+        "QuantizedArray", "stochastic_round", "zero_shardings",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
@@ -297,7 +319,7 @@ EXTRA_ARGS: tuple[Case, ...] = (
          sweep=lambda m, h: m.rollback(m.sgd(h)), sweep_values=LR),
     Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
          label="mask", optax=False, extra_args={"loss": 1.0}),
-    # optax.contrib's, whose updates need the loss as `value` (tests/transforms/test_contrib_optimizers.py).
+    # optax.contrib's, whose updates need the loss as `value` (tests/transforms/test_plateau.py, test_momo.py).
     Case("reduce_on_plateau",
          lambda m: m.chain(m.sgd(0.1), contrib(m).reduce_on_plateau(factor=0.5, patience=2)),
          extra_args={"value": 1.0}, sweep=lambda m, h: m.chain(m.sgd(h), m.reduce_on_plateau()), sweep_values=LR),
