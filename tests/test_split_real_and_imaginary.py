@@ -33,8 +33,9 @@ def runs() -> tj.Runs:
 def test_matches_optax_and_is_no_less_accurate_in_complex64(runs, name):
     ours, theirs = runs("gradtx", jnp.complex128, name), runs("optax", jnp.complex128, name)
     assert_trees_all_close(ours, theirs, rtol=1e-9, atol=1e-14, what=name)
-    ours64, theirs64 = runs("gradtx", jnp.complex64, name), runs("optax", jnp.complex64, name)
-    tj.assert_float32_no_less_accurate(ours64, theirs64, theirs, name)
+    if name == "adam":  # the complex64 rule on one: every case costs a compilation
+        ours64, theirs64 = runs("gradtx", jnp.complex64, name), runs("optax", jnp.complex64, name)
+        tj.assert_float32_no_less_accurate(ours64, theirs64, theirs, name)
 
 
 def test_equals_the_optimizer_on_the_parts_as_real_params():
