@@ -15,6 +15,7 @@ name lives:
                      inject_hyperparams, lookahead, rollback (back to the last good params),
                      conditionally_*, freeze, flatten, monitor, ...; wrappers/README.md lists them
     microbatching.py a function of a large batch evaluated a microbatch at a time (microbatch, micro_grad)
+                     sam, mechanize, split_real_and_imaginary
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
@@ -109,7 +110,7 @@ from gradtx.sharding import abstract_state, state_shardings
 from gradtx.step import make_step
 from gradtx.sweep import sweep
 from gradtx.transforms.accumulation import ApplyEvery, apply_every
-from gradtx.transforms.adabelief import ScaleByBeliefState, adabelief, scale_by_belief
+from gradtx.transforms.adabelief import ScaleByBeliefState, acprop, adabelief, scale_by_acprop, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
 from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
 from gradtx.transforms.adagrad import ScaleByRssState, adagrad, scale_by_rss
@@ -138,11 +139,13 @@ from gradtx.transforms.clipping import (
     per_example_global_norm_clip,
     per_example_layer_norm_clip,
 )
+from gradtx.transforms.cocob import COCOBState, cocob, scale_by_cocob
 from gradtx.transforms.constraints import ZeroNansState, keep_params_nonnegative, zero_nans
 from gradtx.transforms.distance_over_gradients import (
     ScaleByDistanceOverGradientsState,
     scale_by_distance_over_gradients,
 )
+from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
 from gradtx.transforms.fromage import fromage
 from gradtx.transforms.ftrl import FtrlState, ftrl
 from gradtx.transforms.layerwise import (
@@ -161,6 +164,7 @@ from gradtx.transforms.linesearch import (
     value_and_grad_from_state,
 )
 from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
+from gradtx.transforms.madgrad import MadgradState, madgrad, scale_by_madgrad
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -174,8 +178,9 @@ from gradtx.transforms.momentum import (
     sgd,
     trace,
 )
+from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
-from gradtx.transforms.normalize import normalize_by_update_norm
+from gradtx.transforms.normalize import NormalizeState, normalize, normalize_by_update_norm
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
 from gradtx.transforms.optimistic import (
     ScaleByOptimisticGradientState,
@@ -184,7 +189,9 @@ from gradtx.transforms.optimistic import (
     optimistic_gradient_descent,
     scale_by_optimistic_gradient,
 )
+from gradtx.transforms.plateau import ReduceLROnPlateauState, reduce_on_plateau
 from gradtx.transforms.polyak import polyak_sgd, scale_by_polyak
+from gradtx.transforms.privacy import DifferentiallyPrivateAggregateState, differentially_private_aggregate, dpsgd
 from gradtx.transforms.radam import radam, scale_by_radam
 from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed_weights
 from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
@@ -202,11 +209,14 @@ from gradtx.wrappers import (
     InjectStatefulHyperparamsState,
     LookaheadParams,
     LookaheadState,
+    MechanicState,
     MonitorState,
     MultiSteps,
     MultiStepsState,
     RollbackState,
+    SAMState,
     SnapshotState,
+    SplitRealAndImaginaryState,
     StatefulSchedule,
     WrappedSchedule,
     WrappedScheduleState,
@@ -219,12 +229,15 @@ from gradtx.wrappers import (
     inject_stateful_hyperparams,
     lookahead,
     measure_with_ema,
+    mechanize,
     monitor,
     rollback,
+    sam,
     selective_transform,
     skip_large_updates,
     skip_not_finite,
     snapshot,
+    split_real_and_imaginary,
     with_extra_args_support,
 )
 
@@ -288,6 +301,14 @@ __all__ = [
     "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
     "ZoomLinesearchInfo", "scale_by_backtracking_linesearch", "ScaleByBacktrackingLinesearchState",
     "BacktrackingLinesearchInfo", "value_and_grad_from_state", "polyak_sgd", "scale_by_polyak",
+    # from optax.contrib (the established ones): learning-rate-free and loss-driven steps, SAM, privacy,
+    # complex params
+    "reduce_on_plateau", "ReduceLROnPlateauState", "sam", "SAMState", "normalize", "NormalizeState",
+    "mechanize", "MechanicState", "cocob", "scale_by_cocob", "COCOBState", "dog", "scale_by_dog", "DoGState",
+    "dowg", "scale_by_dowg", "DoWGState", "momo", "MomoState", "momo_adam", "MomoAdamState",
+    "madgrad", "scale_by_madgrad", "MadgradState", "acprop", "scale_by_acprop",
+    "dpsgd", "differentially_private_aggregate", "DifferentiallyPrivateAggregateState",
+    "split_real_and_imaginary", "SplitRealAndImaginaryState",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

@@ -204,7 +204,27 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "normalize_by_update_norm": _normalize,
     "asgd": _asgd,
     "ftrl": _ftrl,
+    # optax.contrib's: wrappers, steps that already descend, learning-rate-free scales
+    "sam": frozenset({"wrapper"}),  # looked through to its outer optimizer
+    "mechanize": frozenset({"wrapper"}),
+    "split_real_and_imaginary": frozenset({"wrapper"}),
+    "reduce_on_plateau": NONE,  # a factor on the step of the optimizer before it, meant to multiply it
+    "normalize": PRECONDITIONER,
+    "scale_by_cocob": frozenset({"preconditioner", "flip"}),  # its update is the new point minus x
+    "scale_by_dog": PRECONDITIONER,
+    "scale_by_dowg": PRECONDITIONER,
+    "scale_by_acprop": PRECONDITIONER,
+    "scale_by_madgrad": lambda hp: _learning_rate_inside(hp, "preconditioner"),
+    "momo": lambda hp: _learning_rate_inside(hp),
+    "momo_adam": lambda hp: _learning_rate_inside(hp, "preconditioner"),
+    "differentially_private_aggregate": frozenset({"grad-clip"}),
+    "dpsgd": lambda hp: _learning_rate_inside(hp, "grad-clip", *(() if hp.momentum is None else ("momentum",))),
 }  # fmt: skip
+
+
+def _learning_rate_inside(hp: Hyperparams, *more: str) -> frozenset[str]:
+    """A stage that takes the learning rate and descends (its update is the step itself)."""
+    return frozenset({"lr", "flip", *more} | _if(callable(hp.learning_rate), "lr-changes"))
 
 
 def tags(tx: Any) -> frozenset[str] | None:

@@ -71,7 +71,9 @@ def make_step(
 
     With `loss_fn(params, *batch) -> loss` (or `(loss, aux)` with `has_aux=True`):
     `step(params, state, *batch) -> (params, state, loss)` (`(loss, aux)` in place of `loss`): one
-    compiled program that takes the gradient of the loss and applies `tx`. The loss always sees the
+    compiled program that takes the gradient of the loss and applies `tx`, passing it the loss as
+    `tx.update(grads, state, params, value=loss)` (what reduce_on_plateau and momo read; an optax
+    transformation gets it where it takes keyword arguments). The loss always sees the
     params tree as written: `gradtx.Packed` params are unpacked for it (`gradtx.pack`), and integer
     and boolean leaves get no gradient.
 

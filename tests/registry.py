@@ -121,6 +121,11 @@ def objective_args(params: Any, grads: Any) -> dict[str, Any]:
     return {"value": 1.0, "grad": grads, "value_fn": jax.tree_util.Partial(_quadratic, p, g)}
 
 
+def contrib(m: Any) -> Any:
+    """Where optax keeps a name under optax.contrib, gradtx at the top level: `contrib(m).cocob(...)`."""
+    return getattr(m, "contrib", m)
+
+
 LR = (1e-3, 1e-2, 1e-1)
 DECAYS = (0.5, 0.9, 0.99)
 
@@ -270,6 +275,21 @@ TRANSFORMS: tuple[Case, ...] = (
     ),
     Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),
     Case("kahan_summation", lambda m: m.kahan_summation(m.adamw(1e-3, weight_decay=0.01)), optax=False),
+    # optax.contrib's (their own tests: tests/transforms/test_<family>.py, tests/test_sam.py,
+    # test_mechanize.py, test_split_real_and_imaginary.py, with the authors' packages where they exist).
+    Case("normalize", lambda m: contrib(m).normalize()),
+    Case("scale_by_cocob", lambda m: contrib(m).scale_by_cocob()),
+    # optax.contrib keeps scale_by_dog and scale_by_dowg in a private module (tested there).
+    Case("scale_by_dog", lambda m: m.scale_by_dog(), optax=False),
+    Case("scale_by_dowg", lambda m: m.scale_by_dowg(), optax=False),
+    # optax takes sqrt(k + 1) of its int32 count in float32 also in float64 runs (params within 1e-5 by step
+    # 30); gradtx in the params' precision, as the authors' code: tests/transforms/test_madgrad.py.
+    Case("scale_by_madgrad", lambda m: m.scale_by_madgrad(0.1), optax=False),
+    Case("scale_by_acprop", lambda m: contrib(m).scale_by_acprop()),
+    Case("sam", lambda m: contrib(m).sam(m.sgd(0.1), m.chain(contrib(m).normalize(), m.sgd(0.05)), sync_period=3)),
+    Case("mechanize", lambda m: contrib(m).mechanize(m.adam(1.0))),
+    # RMSProp inside, whose (real) second moment the dtype tests expect of complex params too.
+    Case("split_real_and_imaginary", lambda m: contrib(m).split_real_and_imaginary(m.rmsprop(1e-2))),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -320,6 +340,16 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("optimistic_adam_v2", lambda m: m.optimistic_adam_v2(1e-3, beta=0.5)),
     Case("asgd", lambda m: m.asgd(0.05, t0=2), optax=False),  # torch's; tests/transforms/test_asgd.py
     Case("ftrl", lambda m: m.ftrl(0.1, l1_regularization_strength=0.01), optax=False),  # Keras's; test_ftrl.py
+    # optax.contrib's
+    Case("cocob", lambda m: contrib(m).cocob(weight_decay=1e-3)),
+    Case("dog", lambda m: contrib(m).dog(weight_decay=1e-3), sweep=lambda m, h: m.dog(h), sweep_values=(0.5, 1.0, 2.0)),
+    # A first guess of the squared distance that keeps the first steps well above float16's resolution
+    # of the params, which DoWG reads (tests/test_dtypes.py runs float16 params against float64 ones).
+    Case("dowg", lambda m: contrib(m).dowg(init_estim_sq_dist=1.0)),
+    Case("madgrad", lambda m: m.madgrad(0.1, weight_decay=1e-3), optax=False, sweep=lambda m, h: m.madgrad(h),
+         sweep_values=LR),  # as scale_by_madgrad
+    Case("acprop", lambda m: contrib(m).acprop(1e-2, weight_decay=1e-3), sweep=lambda m, h: m.acprop(h),
+         sweep_values=LR),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -415,4 +445,19 @@ EXTRA_ARGS: tuple[Case, ...] = (
          extra_args=objective_args),
     Case("polyak_sgd", lambda m: m.polyak_sgd(max_learning_rate=0.5), extra_args=objective_args,
          sweep=lambda m, h: m.polyak_sgd(max_learning_rate=h), sweep_values=LR),
+    # optax.contrib's, whose updates need the loss as `value` (tests/transforms/test_plateau.py, test_momo.py).
+    Case("reduce_on_plateau",
+         lambda m: m.chain(m.sgd(0.1), contrib(m).reduce_on_plateau(factor=0.5, patience=2)),
+         extra_args={"value": 1.0}, sweep=lambda m, h: m.chain(m.sgd(h), m.reduce_on_plateau()), sweep_values=LR),
+    Case("momo", lambda m: contrib(m).momo(0.5, weight_decay=1e-3), extra_args={"value": 1.0},
+         sweep=lambda m, h: m.momo(h), sweep_values=LR),
+    Case("momo_adam", lambda m: contrib(m).momo_adam(0.1, weight_decay=1e-3), extra_args={"value": 1.0}),
+)  # fmt: skip
+
+# Builders whose gradients are per-example (a leading batch axis on every leaf), which the registry-driven
+# tests cannot pass: tests/transforms/test_privacy.py runs the contract checks on them.
+PER_EXAMPLE: tuple[Case, ...] = (
+    Case("differentially_private_aggregate",
+         lambda m: contrib(m).differentially_private_aggregate(1.0, 0.5, key=0), optax=True),
+    Case("dpsgd", lambda m: contrib(m).dpsgd(0.1, 1.0, 0.5, seed=0, momentum=0.9)),
 )  # fmt: skip

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from tests.registry import EXTRA_ARGS, OWN_PARAMS, SCHEDULES, TRANSFORMATION_CASES, Case
+from tests.registry import EXTRA_ARGS, OWN_PARAMS, PER_EXAMPLE, SCHEDULES, TRANSFORMATION_CASES, Case
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3), "b": jnp.full((3,), 0.5, jnp.float32)}
 OTHER_SHAPES = {"w": jnp.ones((4, 5), jnp.float32), "b": jnp.ones((5,), jnp.float32)}
@@ -146,7 +146,9 @@ def _runs(built: Any, case: Case) -> str | None:
         state = tx.init(params)
         structure = jax.tree.structure(state)
         for g in GRADS:
-            updates, state = tx.update(g, state, params, **case.extra_args_for(params, g))
+            # A per-example entry (DP-SGD) reads a batch of 4 per-example gradients, and returns one update.
+            given = jax.tree.map(lambda x: jnp.stack([x, -x, 2 * x, x / 2]), g) if case in PER_EXAMPLE else g
+            updates, state = tx.update(given, state, params, **case.extra_args_for(params, g))
             for leaf in jax.tree.leaves((updates, state)):
                 if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
                     return "non-finite updates or state"
@@ -205,7 +207,7 @@ def _attempt(
 
 
 BUILDER_CASES = {}
-for _case in TRANSFORMATION_CASES + SCHEDULES + OWN_PARAMS + EXTRA_ARGS:
+for _case in TRANSFORMATION_CASES + SCHEDULES + OWN_PARAMS + EXTRA_ARGS + PER_EXAMPLE:
     BUILDER_CASES.setdefault(_case.name, _case)  # one case a builder: its first, the plain one
 # A builder wrapped by inject_hyperparams is called with the builder's own arguments: its errors
 # must name what the user called, `inject_hyperparams(sgd)`, and the argument.

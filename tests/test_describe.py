@@ -13,10 +13,10 @@ import pytest
 
 import gradtx
 from gradtx.walk import OPAQUE, equation
-from tests.registry import EXTRA_ARGS, OWN_PARAMS, TRANSFORMATION_CASES
+from tests.registry import EXTRA_ARGS, OWN_PARAMS, PER_EXAMPLE, TRANSFORMATION_CASES
 
 PARAMS = {"w": jnp.zeros((3, 4), jnp.float32), "b": jnp.zeros(4, jnp.float32)}  # 16 floats, 64 bytes
-ALL = TRANSFORMATION_CASES + OWN_PARAMS + EXTRA_ARGS
+ALL = TRANSFORMATION_CASES + OWN_PARAMS + EXTRA_ARGS + PER_EXAMPLE
 # Builders whose docstrings (and modules' docstrings) hold no equation: their summary line says it.
 # Any other builder must have one, so that describe shows it without a table kept here.
 NO_EQUATION = {"identity", "stateless", "stateless_with_tree_map", "named_chain", "set_to_zero"}

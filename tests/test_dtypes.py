@@ -86,6 +86,7 @@ NO_COMPLEX = {
     "scale_by_rprop": "Rprop compares the signs of successive gradients; complex numbers have none (init raises)",
     "keep_params_nonnegative": "keep_params_nonnegative keeps params >= 0; complex numbers have no order",
     "ftrl": "FTRL's L1 threshold clip(z, -l1, l1) needs an order; complex numbers have none (init raises)",
+    "scale_by_cocob": "COCOB bets on the sign of each real coordinate (init raises; split_real_and_imaginary wraps it)",
 }
 # Builders whose updates are nonzero for zero gradients by design (besides weight decay and noise).
 MOVES_WITHOUT_GRADIENTS = {

@@ -9,7 +9,15 @@ import pytest
 import gradtx
 from gradtx.lint import ROLES
 from gradtx.walk import hyperparams_of, stages
-from tests.registry import EXTRA_ARGS, OPTIMIZERS, OWN_PARAMS, TRANSFORMATION_CASES, TRANSFORMS, decay_mask
+from tests.registry import (
+    EXTRA_ARGS,
+    OPTIMIZERS,
+    OWN_PARAMS,
+    PER_EXAMPLE,
+    TRANSFORMATION_CASES,
+    TRANSFORMS,
+    decay_mask,
+)
 
 CLEAN = [pytest.param(c, id=c.id) for c in OPTIMIZERS + OWN_PARAMS + EXTRA_ARGS]
 
@@ -19,9 +27,12 @@ def builders(tx) -> set[str]:
 
 
 def test_roles_classify_every_builder_in_the_registry():
-    seen = set().union(*(builders(c.build()) for c in TRANSFORMATION_CASES + OWN_PARAMS + EXTRA_ARGS))
+    cases = TRANSFORMATION_CASES + OWN_PARAMS + EXTRA_ARGS + PER_EXAMPLE
+    seen = set().union(*(builders(c.build()) for c in cases))
     # An optimizer among EXTRA_ARGS (lbfgs, polyak_sgd) builds a chain: its name is no stage's.
-    seen |= {c.name for c in TRANSFORMS + OWN_PARAMS + EXTRA_ARGS if c.build().hyperparams.builder != "chain"}
+    seen |= {
+        c.name for c in TRANSFORMS + OWN_PARAMS + EXTRA_ARGS + PER_EXAMPLE if c.build().hyperparams.builder != "chain"
+    }
     assert seen - set(ROLES) == set(), "classify these builders in gradtx/lint.py ROLES"
     assert set(ROLES) - seen == set(), "ROLES names a builder the registry does not build"
 

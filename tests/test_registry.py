@@ -3,11 +3,11 @@
 import types
 
 import gradtx
-from tests.registry import EXTRA_ARGS, NOT_BUILDERS, OPTIMIZERS, OWN_PARAMS, SCHEDULES, TRANSFORMS
+from tests.registry import EXTRA_ARGS, NOT_BUILDERS, OPTIMIZERS, OWN_PARAMS, PER_EXAMPLE, SCHEDULES, TRANSFORMS
 
 
 def test_registry_equals_public_api():
-    covered = {case.name for case in TRANSFORMS + OPTIMIZERS + SCHEDULES + OWN_PARAMS + EXTRA_ARGS}
+    covered = {case.name for case in TRANSFORMS + OPTIMIZERS + SCHEDULES + OWN_PARAMS + EXTRA_ARGS + PER_EXAMPLE}
     public = set(gradtx.__all__)
     assert not covered & NOT_BUILDERS
     assert covered - public == set(), "registry names that gradtx does not export"

@@ -15,6 +15,9 @@
     snapshot, monitor, measure_with_ema     u = g; measurements of g kept in the state
     inject_stateful_hyperparams(b)(...)     inject_hyperparams with stateful schedules (optax 0.2.8's layout)
     with_extra_args_support(t)   t whose update accepts (and ignores) keyword arguments
+    sam(opt, adv, k)             k - 1 ascent steps -adv(g), then back to where they started and opt(g)
+    mechanize(t)                 t's steps summed and scaled by a factor learned online (Mechanic)
+    split_real_and_imaginary(t)  t run on the real and imaginary parts of complex leaves as real leaves
 
 Each wrapper's state nests its inner transformation's state, under optax's field names, and
 each passes the caller's keyword arguments on to it.
@@ -40,9 +43,12 @@ from gradtx.wrappers.inject_hyperparams import (
     inject_stateful_hyperparams,
 )
 from gradtx.wrappers.lookahead import LookaheadParams, LookaheadState, lookahead
+from gradtx.wrappers.mechanize import MechanicState, mechanize
 from gradtx.wrappers.monitor import MonitorState, SnapshotState, measure_with_ema, monitor, snapshot
 from gradtx.wrappers.multi_steps import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
 from gradtx.wrappers.rollback import RollbackState, rollback
+from gradtx.wrappers.sam import SAMState, sam
+from gradtx.wrappers.split_real_and_imaginary import SplitRealAndImaginaryState, split_real_and_imaginary
 
 __all__ = [
     "ApplyIfFiniteState",
@@ -52,11 +58,14 @@ __all__ = [
     "InjectStatefulHyperparamsState",
     "LookaheadParams",
     "LookaheadState",
-    "MultiSteps",
+    "MechanicState",
     "MonitorState",
+    "MultiSteps",
     "MultiStepsState",
     "RollbackState",
+    "SAMState",
     "SnapshotState",
+    "SplitRealAndImaginaryState",
     "StatefulSchedule",
     "WrappedSchedule",
     "WrappedScheduleState",
@@ -69,11 +78,14 @@ __all__ = [
     "inject_stateful_hyperparams",
     "lookahead",
     "measure_with_ema",
+    "mechanize",
     "monitor",
     "rollback",
+    "sam",
     "selective_transform",
     "skip_large_updates",
     "skip_not_finite",
     "snapshot",
+    "split_real_and_imaginary",
     "with_extra_args_support",
 ]
