@@ -28,7 +28,8 @@ class Case:
     sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
     sweep_values: tuple[float, ...] = ()
     rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
-    extra_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments every update needs
+    # keyword arguments every update needs (not hashed: a Case is a static argument of jitted tests)
+    extra_args: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def id(self) -> str:
@@ -69,6 +70,16 @@ def freeze_biases(params: Any) -> Any:
 def ramp(count: jax.Array) -> jax.Array:
     """A momentum schedule written here, independent of gradtx.schedules."""
     return jnp.minimum(0.5 + 0.05 * count.astype(jnp.float32), 0.9)
+
+
+def warmup_factor(count: jax.Array) -> jax.Array:
+    """A LambdaLR-style factor of the count, written here (module-level, so it pickles)."""
+    return jnp.minimum((count + 1) / 10, 1.0)
+
+
+def decay_after_5(count: jax.Array) -> jax.Array:
+    """A MultiplicativeLR-style factor: 1 for the first 5 counts, then 0.9 each."""
+    return jnp.where(count > 5, 0.9, 1.0)
 
 
 LR = (1e-3, 1e-2, 1e-1)
@@ -163,6 +174,16 @@ TRANSFORMS: tuple[Case, ...] = (
         "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
         sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
     ),
+    # Polyak averaging of the params (tests/transforms/test_averaging.py)
+    Case(
+        "ema_params", lambda m: m.ema_params(0.9), optax=False,
+        sweep=lambda m, h: m.ema_params(h), sweep_values=DECAYS,
+    ),
+    Case(
+        "ema_params", lambda m: m.ema_params(0.9, start_step=1, overwrite_frequency=2), label="overwrite",
+        optax=False,
+    ),
+    Case("swa_params", lambda m: m.swa_params(start_step=1, every=2), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -234,6 +255,22 @@ SCHEDULES: tuple[Case, ...] = (
         ),
     ),
     Case("sutskever_momentum_schedule", lambda m: m.sutskever_momentum_schedule(0.99), optax=False),
+    # torch.optim's schedules (tests/test_schedules_torch.py)
+    Case("cyclic_schedule", lambda m: m.cyclic_schedule(0.01, 0.1, 5, 3, mode="triangular2"), optax=False),
+    Case(
+        "cyclic_momentum_schedule", lambda m: m.cyclic_momentum_schedule(0.8, 0.9, 5, 3, "exp_range", 0.99),
+        optax=False,
+    ),
+    Case("onecycle_schedule", lambda m: m.onecycle_schedule(0.1, 60, three_phase=True), optax=False),
+    Case("onecycle_momentum_schedule", lambda m: m.onecycle_momentum_schedule(60), optax=False),
+    Case("lambda_schedule", lambda m: m.lambda_schedule(0.1, warmup_factor), optax=False),
+    Case("multiplicative_schedule", lambda m: m.multiplicative_schedule(0.1, decay_after_5), optax=False),
+    Case(
+        "multiply_schedules",
+        lambda m: m.multiply_schedules([m.exponential_decay(0.1, 1, 0.95), m.linear_schedule(0.1, 1.0, 10)]),
+        optax=False,
+    ),
+    Case("swa_schedule", lambda m: m.swa_schedule(0.1, 0.05, 10), optax=False),
 )  # fmt: skip
 
 # Public names that are not builders of transformations, optimizers or schedules.
@@ -243,6 +280,7 @@ NOT_BUILDERS = frozenset(
         "ScalarOrSchedule", "apply_updates", "incremental_update", "tree", "schedules", "abstract_state",
         "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
         "make_step", "pack", "unpack", "Packed",
+        "averaged_params",  # reads the average out of a state (gradtx/transforms/averaging.py)
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
     }

@@ -35,6 +35,12 @@ their ends under jit (optax's `polynomial_schedule` with a fractional power is N
 under jit, where 1 - t/T rounds below 0); negative counts are treated as 0.
 """
 
+from gradtx.schedules.cycles import (
+    cyclic_momentum_schedule,
+    cyclic_schedule,
+    onecycle_momentum_schedule,
+    onecycle_schedule,
+)
 from gradtx.schedules.momentum import sutskever_momentum_schedule
 from gradtx.schedules.piecewise import (
     cosine_onecycle_schedule,
@@ -44,6 +50,7 @@ from gradtx.schedules.piecewise import (
     piecewise_interpolate_schedule,
     sgdr_schedule,
 )
+from gradtx.schedules.products import lambda_schedule, multiplicative_schedule, multiply_schedules
 from gradtx.schedules.ramps import (
     constant_schedule,
     cosine_decay_schedule,
@@ -55,21 +62,30 @@ from gradtx.schedules.ramps import (
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
 )
+from gradtx.schedules.swa import swa_schedule
 
 __all__ = [
     "constant_schedule",
     "cosine_decay_schedule",
     "cosine_onecycle_schedule",
+    "cyclic_momentum_schedule",
+    "cyclic_schedule",
     "exponential_decay",
     "inverse_time_decay",
     "join_schedules",
+    "lambda_schedule",
     "linear_onecycle_schedule",
     "linear_schedule",
+    "multiplicative_schedule",
+    "multiply_schedules",
+    "onecycle_momentum_schedule",
+    "onecycle_schedule",
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",
     "polynomial_schedule",
     "sgdr_schedule",
     "sutskever_momentum_schedule",
+    "swa_schedule",
     "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
