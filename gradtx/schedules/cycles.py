@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gradtx.base import Bound, Hyperparams, schedule
 from gradtx.checks import (
@@ -39,6 +40,13 @@ from gradtx.schedules.base import CYCLE, STEPS, _concrete, _count, _Dtypes, _dty
 # CyclicLR
 
 _MODES = ("triangular", "triangular2", "exp_range")
+
+
+def _int() -> np.dtype:
+    """int64 under x64, int32 otherwise: the dtype a user's function of the count gets."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
 _OWN_SCALE_MODE = {"triangular": "cycle", "triangular2": "cycle", "exp_range": "iterations"}
 
 
@@ -51,7 +59,7 @@ def _cycle(hp: Hyperparams, k: jax.Array, d: _Dtypes) -> tuple[jax.Array, jax.Ar
     s = jnp.where(r <= up, r / up, (total - r) / max(down, 1))  # s = r / U rising, (U + D - r) / D falling
     x = cycle if _scale_mode(hp) == "cycle" else k
     if hp.scale_fn is not None:
-        h = d.of(hp.scale_fn(x))
+        h = d.of(hp.scale_fn(x.astype(_int())))  # in the canonical integer: x / 100 is then the canonical float
     elif hp.mode == "triangular":
         h = jnp.ones((), d.compute)
     elif hp.mode == "triangular2":
@@ -140,7 +148,8 @@ def cyclic_schedule(
     arguments, defaults and values (its `last_epoch` is k); the cycle position is computed in
     integers, so cycle boundaries are exact at any count. A `scale_fn` (a module-level JAX function,
     so the schedule pickles) gets the cycle c (`scale_mode='cycle'`, the default) or the count k
-    (`'iterations'`) as an integer array, and replaces `mode` and `gamma`. torch ignores the
+    (`'iterations'`) as an array of the canonical integer dtype (int64 under x64, so that `k / 100`
+    is float64), and replaces `mode` and `gamma`. torch ignores the
     arguments that do nothing (a gamma without exp_range, a scale_mode without scale_fn); gradtx
     raises. The momentum torch cycles with it (`cycle_momentum=True`) is `cyclic_momentum_schedule`.
 

@@ -9,7 +9,8 @@ it from its own beginning there, is `join_schedules(schedules, milestones)` (pie
 
 `f` is the user's function of the count, as torch's `lr_lambda`: a module-level function (so the
 schedule pickles and compares equal) written in JAX, since it is traced (`jnp.where(k < 10, 1.0,
-0.95)`, not `1.0 if k < 10 else 0.95`). It gets the count as an integer array and returns a scalar.
+0.95)`, not `1.0 if k < 10 else 0.95`). It gets the count as an array of the canonical integer
+dtype (int64 under x64, so that `k / 10` is float64, as the schedule's value) and returns a scalar.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ def _check_factor(builder: str, lr_lambda: Callable) -> None:
     check_schedule(builder, "lr_lambda", lr_lambda)
 
 
+def _int() -> np.dtype:
+    """int64 under x64, int32 otherwise: the dtype f gets, so that k / 10 is the canonical float."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
 def _lambda(hp: Hyperparams, count) -> jax.Array:
     d = _dtypes(hp.init_value)
-    return d.out(d.of(hp.init_value) * d.of(hp.lr_lambda(_count(count))))  # I f(k)
+    return d.out(d.of(hp.init_value) * d.of(hp.lr_lambda(_count(count).astype(_int()))))  # I f(k)
 
 
 def lambda_schedule(init_value: float, lr_lambda: Callable) -> Bound:
@@ -63,7 +69,7 @@ BLOCK = 256  # factors evaluated at once: a count k costs ceil(k / BLOCK) vector
 
 def _running_product(f: Callable, k: jax.Array, dtype: np.dtype) -> jax.Array:
     """f(1) f(2) ... f(k) for one count k (0-d), BLOCK factors at a time."""
-    k = k.astype(jax.dtypes.canonicalize_dtype(np.int64))
+    k = k.astype(_int())
     offsets = jnp.arange(1, BLOCK + 1, dtype=k.dtype)
 
     def more(carry: tuple) -> jax.Array:

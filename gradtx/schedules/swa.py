@@ -39,8 +39,9 @@ def swa_schedule(init_value: float, swa_lr: float, anneal_steps: int = 10, annea
         decay = cosine_decay_schedule(0.1, 1000)
         lr = join_schedules([decay, swa_schedule(float(decay(750)), 0.05, 10)], [750])
 
-    With A = 0 the value is I at k = 0 and S after (as SWALR's first step after another
-    scheduler). The params' average itself is `gradtx.swa_params`.
+    With A = 0 the value is I at k = 0 and S after: torch's values when the SWALR is created as it
+    takes over (one created at the start with anneal_epochs=0, as in torch's example, sets swa_lr at
+    once, under the other scheduler's steps). The params' average itself is `gradtx.swa_params`.
 
     >>> import gradtx
     >>> s = gradtx.swa_schedule(1.0, 0.1, anneal_steps=4, anneal_strategy="linear")
