@@ -8,7 +8,10 @@ count in its state and calls the schedule with it before incrementing it, as opt
 Each builder returns a `gradtx.base.Bound`: a module-level function `_fn(hp, count)` with the
 builder's arguments bound to it. So a schedule is equal and hashable by value (two
 `cosine_decay_schedule(1.0, 100)` share one compiled step), picklable, and its repr is the code that
-rebuilds it. Composite schedules (`join_schedules`, `sgdr_schedule`) hold their member schedules.
+rebuilds it. Composite schedules (`join_schedules`, `sgdr_schedule`, `multiply_schedules`) hold their
+member schedules; a user's function in a schedule (`lambda_schedule`'s factor, `cyclic_schedule`'s
+`scale_fn`) must be module-level to pickle, and is called with the count as an array of the canonical
+integer dtype (int64 under x64), so that `k / 10` in it is the canonical float.
 
 Counts: a Python or NumPy integer, an integer array (an int32 step counter), or a tracer under
 `jax.jit` and `jax.vmap`. An array of counts gives an array of values, elementwise. Negative counts
@@ -22,8 +25,14 @@ ones in float32 and round to their dtype. gradtx's transformations cast a schedu
 leaf's compute dtype, so a float32 or bfloat16 model stays float32 or bfloat16 under x64 too (code
 that multiplies by a schedule's value itself, `lr * g`, casts it as gradtx does).
 
-Arguments: names, order and defaults are optax's. Step arguments (`transition_steps`, `decay_steps`,
-`warmup_steps`, boundaries) are concrete integers (an integral float such as 1e4 is stored as an int).
+Arguments: names, order and defaults are optax's; the schedules from torch.optim (cycles.py,
+products.py, swa.py: CyclicLR, OneCycleLR, LambdaLR, MultiplicativeLR, ChainedScheduler, SWALR) keep
+torch's argument names and defaults, and k is torch's `last_epoch` with the scheduler stepped once
+per update (README.md maps every torch scheduler). Where torch writes a momentum into the optimizer
+as a side effect (`cycle_momentum`), a second schedule of the same cycle arguments gives it.
+
+Step arguments (`transition_steps`, `decay_steps`, `warmup_steps`, boundaries, `step_size_up`,
+`total_steps`, `anneal_steps`) are concrete integers (an integral float such as 1e4 is stored as an int).
 Concrete values are checked when the schedule is built. Where optax quietly accepts a value that
 its documentation rules out (a negative `transition_begin`, a zero `decay_rate`, a non-positive
 `transition_steps` in `exponential_decay`), gradtx raises instead. `boundaries_and_scales` may be a
