@@ -28,8 +28,7 @@ class Case:
     sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
     sweep_values: tuple[float, ...] = ()
     rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
-    # keyword arguments every update needs (not hashed: a Case is a static argument of jitted tests)
-    extra_args: dict[str, Any] = field(default_factory=dict, hash=False)
+    extra_args: dict[str, Any] = field(default_factory=dict, hash=False)  # keyword arguments every update needs
 
     @property
     def id(self) -> str:
@@ -184,6 +183,26 @@ TRANSFORMS: tuple[Case, ...] = (
         optax=False,
     ),
     Case("swa_params", lambda m: m.swa_params(start_step=1, every=2), optax=False),
+    # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
+    # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
+    Case(
+        "state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True),
+        optax=False,
+    ),
+    Case("state_dtype", lambda m: m.state_dtype(m.sgd(0.1, momentum=0.9), jnp.bfloat16), label="all", optax=False),
+    Case("quantized_state", lambda m: m.quantized_state(m.adam(1e-3), bits=8, min_size=0), optax=False),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
+        label="4bit", optax=False,
+    ),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
+        label="fp8-sr", optax=False,
+    ),
+    Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),
+    Case("kahan_summation", lambda m: m.kahan_summation(m.adamw(1e-3, weight_decay=0.01)), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -283,6 +302,8 @@ NOT_BUILDERS = frozenset(
         "averaged_params",  # reads the average out of a state (gradtx/transforms/averaging.py)
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
+        # memory and scale (gradtx/memory/)
+        "QuantizedArray", "stochastic_round", "zero_shardings",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

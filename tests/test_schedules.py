@@ -1,8 +1,8 @@
 """Schedules against optax's same-named schedules and NumPy formulas written from the equations; count
 kinds, jit and vmap, dtypes, equality, pickling, repr round trips and validation messages.
 
-Counts are k = updates already applied. x64 is on here, so gradtx computes in float64; optax, given an
-int32 count (a step counter's dtype), computes in float32, so agreement with optax is to float32 rounding.
+Counts are k = updates already applied. optax runs in float64 here (x64 is on), gradtx in float32,
+so agreement is to float32 rounding.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ COUNT_KINDS = {  # one count of each kind a caller may pass (under jit, NumPy an
     "jnp int32": jnp.asarray(1200, jnp.int32),
 }
 NAMESPACE = {name: getattr(gradtx, name) for name in gradtx.__all__}  # `from gradtx import *`
-RTOL, ATOL = 2e-5, 3e-7  # against optax's float32 arithmetic (see above), values of order 1
+RTOL, ATOL = 2e-5, 3e-7  # float32 against optax's float64, values of order 1
 
 # Each case builds the same schedule from `m = gradtx` and `m = optax`.
 OPTAX_CASES = {
@@ -171,9 +171,12 @@ def test_values_at_every_count_for_every_kind_of_count(name):
     np.testing.assert_allclose(elementwise, expected[list(SOME_COUNTS)], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(float(eager), expected[777], rtol=RTOL, atol=ATOL)
     assert bool(jnp.all(jnp.isfinite(every)))
-    # Numbers as hyperparameters give a scalar of the canonical float dtype: float64 under x64 (on here).
+    # Numbers as hyperparameters give JAX's default float: float64 under x64 (as optax's), so a
+    # float64 run's learning rate is not rounded to float32; without x64, float32.
     for value in (*traced, eager):
         assert value.shape == () and value.dtype == jnp.float64
+    with jax.enable_x64(False):
+        assert sched(7).dtype == jnp.float32
 
 
 def test_a_traced_count_under_jit_compiles_once():

@@ -18,12 +18,11 @@ Counts: a Python or NumPy integer, an integer array (an int32 step counter), or 
 are treated as 0. Step boundaries are compared in integers, so they are exact at any count.
 
 Dtypes: when every hyperparameter is a number (NumPy and JAX scalars are stored as Python numbers),
-values are computed in and returned as the canonical float dtype: float64 under `jax_enable_x64`,
-float32 otherwise, so a float64 run has no float32 learning rate in it. A hyperparameter that is an
-array (a tracer, when vmapping over it) gives its own dtype: float64 ones compute in float64, narrower
-ones in float32 and round to their dtype. gradtx's transformations cast a schedule's value to each
-leaf's compute dtype, so a float32 or bfloat16 model stays float32 or bfloat16 under x64 too (code
-that multiplies by a schedule's value itself, `lr * g`, casts it as gradtx does).
+values are computed and returned in JAX's default float: float32, or float64 under
+`jax_enable_x64`, so a float64 run's learning rate is not rounded to float32 (optax's are float64
+there too). A traced hyperparameter (vmapping over one) gives its own dtype: float32, or float64
+for a float64 array. gradtx's transformations cast a schedule's value to each leaf's compute dtype,
+so a float32 or bfloat16 model is never promoted by a float64 value.
 
 Arguments: names, order and defaults are optax's; the schedules from torch.optim (cycles.py,
 products.py, swa.py: CyclicLR, OneCycleLR, LambdaLR, MultiplicativeLR, ChainedScheduler, SWALR) keep

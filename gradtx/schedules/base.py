@@ -101,16 +101,11 @@ class _Dtypes(NamedTuple):
         return value.astype(self.result)
 
 
-def _canonical_float() -> np.dtype:
-    """float64 under jax_enable_x64, float32 otherwise: the dtype of a schedule of numbers."""
-    return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
-
-
 def _dtypes(*hyperparameters: Any) -> _Dtypes:
     arrays = [v for v in hyperparameters if isinstance(v, jax.Array | np.ndarray)]
-    if not arrays:
-        canonical = _canonical_float()
-        return _Dtypes(canonical, canonical)
+    if not arrays:  # JAX's default float: float64 under jax_enable_x64, so a float64 run is not rounded
+        default = np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+        return _Dtypes(default, default)
     result = _widest(v.dtype for v in arrays)
     return _Dtypes(F64 if result == F64 else F32, result)
 
