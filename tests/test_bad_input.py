@@ -66,6 +66,11 @@ NAN_EXEMPT = {
     "multi_transform": "the registry's case freezes the biases with set_to_zero",
     "apply_if_finite": "it skips non-finite steps (zero updates, the state kept): its purpose, counted in its state",
     "MultiSteps": "it emits every k = 3 gradients; tests/test_wrappers.py checks the NaN comes out at the k-th",
+    # Polyak averaging passes the updates through (NaN gradients, NaN updates) and keeps the NaN in
+    # the average, which averaged_params returns; in a run the params themselves are NaN from then on.
+    # The average never enters a later update. tests/transforms/test_averaging.py checks both.
+    "ema_params": "it passes the updates through; the NaN stays in the average (averaged_params shows it)",
+    "swa_params": "it passes the updates through; the NaN stays in the average (averaged_params shows it)",
 }
 
 

@@ -286,6 +286,7 @@ def test_a_nan_gradient_shows_in_the_average_and_stays():
     state = tx.init(params)
     for g in (1.0, jnp.nan, 1.0):
         u, state = tx.update({"w": jnp.full(3, g)}, state, params)
+        assert bool(jnp.all(jnp.isnan(u["w"]))) == bool(jnp.isnan(g)) or bool(jnp.isnan(params["w"][0]))
         params = gradtx.apply_updates(params, u)
     assert bool(jnp.all(jnp.isnan(gradtx.averaged_params(state, params)["w"])))  # it stays NaN
     assert not bool(jnp.any(jnp.isnan(u["w"])))  # the last gradient was finite (the params are NaN)
