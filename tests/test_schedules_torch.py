@@ -414,6 +414,10 @@ def test_values_at_count_zero_and_the_canonical_dtype():
     values = jax.vmap(lambda lr: gradtx.cyclic_schedule(lr / 10, lr, 4)(2))(lrs)
     assert values.dtype == jnp.float32
     np.testing.assert_allclose(values, [0.055, 0.11], rtol=1e-6)
+    # A traced gamma (a sweep over it) is not checked at build time, and is used.
+    gammas = jnp.asarray([0.9, 0.99])
+    got = jax.vmap(lambda g: gradtx.cyclic_schedule(0.1, 1.0, 4, mode="exp_range", gamma=g)(7))(gammas)
+    np.testing.assert_allclose(got, cyclic_np(7, 0.1, 1.0, 4, 4, "exp_range", np.asarray([0.9, 0.99])), rtol=1e-13)
 
 
 def test_an_empty_onecycle_phase_holds_its_end_value():

@@ -33,6 +33,7 @@ from gradtx.checks import (
     check,
     check_flag,
     check_schedule,
+    is_tracer,
 )
 from gradtx.schedules.base import CYCLE, STEPS, _concrete, _count, _Dtypes, _dtypes, _steps
 
@@ -40,14 +41,12 @@ from gradtx.schedules.base import CYCLE, STEPS, _concrete, _count, _Dtypes, _dty
 # CyclicLR
 
 _MODES = ("triangular", "triangular2", "exp_range")
+_OWN_SCALE_MODE = {"triangular": "cycle", "triangular2": "cycle", "exp_range": "iterations"}
 
 
 def _int() -> np.dtype:
     """int64 under x64, int32 otherwise: the dtype a user's function of the count gets."""
     return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
-
-
-_OWN_SCALE_MODE = {"triangular": "cycle", "triangular2": "cycle", "exp_range": "iterations"}
 
 
 def _cycle(hp: Hyperparams, k: jax.Array, d: _Dtypes) -> tuple[jax.Array, jax.Array]:
@@ -100,10 +99,11 @@ def _cycle_arguments(
     (up,) = _steps(builder, step_size_up=(step_size_up, CYCLE))
     (down,) = _steps(builder, step_size_down=(up if step_size_down is None else step_size_down, STEPS))
     check(builder, gamma=(gamma, "(0, 1]"))
+    unit_gamma = is_tracer(gamma) or gamma == 1.0  # a traced gamma (a sweep) cannot be checked
     if mode not in _MODES:
         raise ArgumentValueError(builder, "mode", f"must be one of {', '.join(map(repr, _MODES))}, got {mode!r}")
     if scale_fn is None:
-        if gamma != 1.0 and mode != "exp_range":
+        if not unit_gamma and mode != "exp_range":
             raise ArgumentValueError(
                 builder, "gamma", f"is used by mode='exp_range' only, got gamma={gamma!r} with {mode=}"
             )
@@ -116,7 +116,7 @@ def _cycle_arguments(
     if not callable(scale_fn):
         raise ArgumentTypeError(builder, "scale_fn", f"must be a function of the cycle or the count, got {scale_fn!r}")
     check_schedule(builder, "scale_fn", scale_fn)
-    if mode != "triangular" or gamma != 1.0:
+    if mode != "triangular" or not unit_gamma:
         raise ArgumentValueError(
             builder, "scale_fn", f"replaces mode and gamma, so leave them at their defaults, got {mode=}, {gamma=}"
         )

@@ -17,8 +17,9 @@ packed too, and under sharding each average has its param's sharding. The update
 unchanged (except at `ema_params`'s overwrite steps).
 
 Names: optax's vocabulary has `ema` (an average of the updates), `incremental_update` (one EMA step
-of a target network) and `schedule_free_eval_params(state, params)` (the params to evaluate, read
-from a state); these are `ema` of the params, the uniform average SWA's, and the same kind of reader.
+of a target network) and `contrib.schedule_free_eval_params(state, params)` (the params to evaluate,
+read from a state). So `ema_params` is `ema` of the params, `swa_params` SWA's uniform average (as
+torch.optim.swa_utils names it), and `averaged_params` a reader of the same kind as optax's.
 """
 
 from __future__ import annotations
