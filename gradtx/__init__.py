@@ -92,16 +92,24 @@ from gradtx.schedules import (
     constant_schedule,
     cosine_decay_schedule,
     cosine_onecycle_schedule,
+    cyclic_momentum_schedule,
+    cyclic_schedule,
     exponential_decay,
     inverse_time_decay,
     join_schedules,
+    lambda_schedule,
     linear_onecycle_schedule,
     linear_schedule,
+    multiplicative_schedule,
+    multiply_schedules,
+    onecycle_momentum_schedule,
+    onecycle_schedule,
     piecewise_constant_schedule,
     piecewise_interpolate_schedule,
     polynomial_schedule,
     sgdr_schedule,
     sutskever_momentum_schedule,
+    swa_schedule,
     warmup_constant_schedule,
     warmup_cosine_decay_schedule,
     warmup_exponential_decay_schedule,
@@ -130,6 +138,7 @@ from gradtx.transforms.adam import (
 )
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
+from gradtx.transforms.averaging import AveragedParamsState, averaged_params, ema_params, swa_params
 from gradtx.transforms.centralize import centralize
 from gradtx.transforms.clipping import (
     adaptive_grad_clip,
@@ -267,6 +276,8 @@ __all__ = [
     "scale_by_factored_rms",
     "scale_by_lion", "scale_by_rprop", "scale_by_radam", "scale_by_belief", "scale_by_yogi", "scale_by_novograd",
     "add_noise",
+    # Polyak averaging of the params (ema_params, swa_params) and the reader of the average
+    "ema_params", "swa_params", "averaged_params", "AveragedParamsState",
     # state
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
@@ -309,6 +320,10 @@ __all__ = [
     "madgrad", "scale_by_madgrad", "MadgradState", "acprop", "scale_by_acprop",
     "dpsgd", "differentially_private_aggregate", "DifferentiallyPrivateAggregateState",
     "split_real_and_imaginary", "SplitRealAndImaginaryState",
+    # schedules from torch.optim: CyclicLR, OneCycleLR (with their momentum cycles), LambdaLR,
+    # MultiplicativeLR, ChainedScheduler (SequentialLR is join_schedules), SWALR
+    "cyclic_schedule", "cyclic_momentum_schedule", "onecycle_schedule", "onecycle_momentum_schedule",
+    "lambda_schedule", "multiplicative_schedule", "multiply_schedules", "swa_schedule",
     # tools: readable and checkable chains, one-program sweeps, test functions and pictures (gradtx.viz
     # needs matplotlib, imported when one of its functions is called), the range test, the gradient check
     "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",

@@ -6,6 +6,8 @@
     two-lr        two learning-rate stages: the step is their product
     momentum-lr   momentum after a learning-rate schedule: the schedule then acts with a lag
     bias-ema      a bias correction with no raw EMA before it (or with another decay than the EMA's)
+    average-order a params average (ema_params, swa_params) before another stage: it averages params
+                  plus an update that is not yet the step
 
 The rules read one table, `ROLES`: what each builder is (a sign flip, a learning-rate stage, a
 preconditioner, an EMA, ...), written once here; tests/test_lint.py checks that it classifies every
@@ -43,6 +45,7 @@ __all__ = ["ROLES", "LintWarning", "lint"]
 #   grad-clip       a clipping threshold in units of the gradient (not Adafactor's update clipping)
 #   zero            sets the updates to zero (frozen leaves: no rule applies after it)
 #   unknown-sign    may flip the sign, depending on a value lint cannot read (a tracer)
+#   average         averages params + the updates it receives (ema_params, swa_params): must come last
 # and, for the builders that hold other transformations, how their updates flow:
 #   sequence (chain: the members in order), branch (masked, partition: each leaf takes one
 #   path), wrapper (the inner transformation's stages, as if in place).
@@ -219,6 +222,9 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "momo_adam": lambda hp: _learning_rate_inside(hp, "preconditioner"),
     "differentially_private_aggregate": frozenset({"grad-clip"}),
     "dpsgd": lambda hp: _learning_rate_inside(hp, "grad-clip", *(() if hp.momentum is None else ("momentum",))),
+    # averages of the params (gradtx/transforms/averaging.py)
+    "ema_params": frozenset({"average"}),
+    "swa_params": frozenset({"average"}),
 }  # fmt: skip
 
 
@@ -359,6 +365,13 @@ def _check_path(where: tuple[str, ...], steps: list[_Step]) -> list[LintWarning]
                         f"{name} corrects an EMA of decay {a}, but the EMA before it, {short_repr(emas[-1].tx)},"
                         f" has decay {b}{at}. Give both the same decay.",
                     ))  # fmt: skip
+        averages = [s for s in seen if s.tags is not None and "average" in s.tags]
+        if averages and "average" not in t and not any(w.rule == "average-order" for w in found):
+            found.append(LintWarning(
+                "average-order", short_repr(averages[-1].tx),
+                f"{short_repr(averages[-1].tx)} comes before {name}{at}: it averages params + the updates it"
+                " receives, which are not yet the step. Put it last: chain(optimizer, ema_params(...)).",
+            ))  # fmt: skip
         seen.append(step)
     return found
 
@@ -372,6 +385,7 @@ def lint(tx: Any) -> list[LintWarning]:
         two-lr:      at most one learning-rate stage
         momentum-lr: no momentum after a learning-rate schedule
         bias-ema:    bias_correction(a) after a raw EMA of decay a
+        average-order: ema_params / swa_params last (they average params + the step)
 
     Every path a leaf can take is checked (a masked stage splits the leaves in two, a partition by
     label), and the finding says which leaves it is about. Returns the findings, [] for a clean

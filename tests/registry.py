@@ -126,6 +126,16 @@ def contrib(m: Any) -> Any:
     return getattr(m, "contrib", m)
 
 
+def warmup_factor(count: jax.Array) -> jax.Array:
+    """A LambdaLR-style factor of the count, written here (module-level, so it pickles)."""
+    return jnp.minimum((count + 1) / 10, 1.0)
+
+
+def decay_after_5(count: jax.Array) -> jax.Array:
+    """A MultiplicativeLR-style factor: 1 for the first 5 counts, then 0.9 each."""
+    return jnp.where(count > 5, 0.9, 1.0)
+
+
 LR = (1e-3, 1e-2, 1e-1)
 DECAYS = (0.5, 0.9, 0.99)
 
@@ -255,6 +265,16 @@ TRANSFORMS: tuple[Case, ...] = (
          lambda m: m.inject_stateful_hyperparams(m.adam)(m.exponential_decay(1e-3, 3, 0.5)), optax=False),
     Case("with_extra_args_support",
          lambda m: m.with_extra_args_support(m.GradientTransformation(m.init_empty_state, halve_update))),
+    # Polyak averaging of the params (tests/transforms/test_averaging.py)
+    Case(
+        "ema_params", lambda m: m.ema_params(0.9), optax=False,
+        sweep=lambda m, h: m.ema_params(h), sweep_values=DECAYS,
+    ),
+    Case(
+        "ema_params", lambda m: m.ema_params(0.9, start_step=1, overwrite_frequency=2), label="overwrite",
+        optax=False,
+    ),
+    Case("swa_params", lambda m: m.swa_params(start_step=1, every=2), optax=False),
     # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
     # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
     Case(
@@ -384,6 +404,22 @@ SCHEDULES: tuple[Case, ...] = (
         ),
     ),
     Case("sutskever_momentum_schedule", lambda m: m.sutskever_momentum_schedule(0.99), optax=False),
+    # torch.optim's schedules (tests/test_schedules_torch.py)
+    Case("cyclic_schedule", lambda m: m.cyclic_schedule(0.01, 0.1, 5, 3, mode="triangular2"), optax=False),
+    Case(
+        "cyclic_momentum_schedule", lambda m: m.cyclic_momentum_schedule(0.8, 0.9, 5, 3, "exp_range", 0.99),
+        optax=False,
+    ),
+    Case("onecycle_schedule", lambda m: m.onecycle_schedule(0.1, 60, three_phase=True), optax=False),
+    Case("onecycle_momentum_schedule", lambda m: m.onecycle_momentum_schedule(60), optax=False),
+    Case("lambda_schedule", lambda m: m.lambda_schedule(0.1, warmup_factor), optax=False),
+    Case("multiplicative_schedule", lambda m: m.multiplicative_schedule(0.1, decay_after_5), optax=False),
+    Case(
+        "multiply_schedules",
+        lambda m: m.multiply_schedules([m.exponential_decay(0.1, 1, 0.95), m.linear_schedule(0.1, 1.0, 10)]),
+        optax=False,
+    ),
+    Case("swa_schedule", lambda m: m.swa_schedule(0.1, 0.05, 10), optax=False),
 )  # fmt: skip
 
 # Public names that are not builders of transformations, optimizers or schedules.
@@ -394,6 +430,7 @@ NOT_BUILDERS = frozenset(
         "state_shardings", "MaskedNode", "LookaheadParams", "skip_not_finite", "skip_large_updates",
         "make_step", "pack", "unpack", "Packed",
         "value_and_grad_from_state", "ZoomLinesearchInfo", "BacktrackingLinesearchInfo",
+        "averaged_params",  # reads the average out of a state (gradtx/transforms/averaging.py)
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
         # issue 10: functions of a batch, the norm, the protocol's pieces, states, microbatching

@@ -19,6 +19,10 @@ process. PART is one of:
 - `nnx`: a flax nnx model whose Params are sharded on the Auto mesh, trained with
   `nnx.Optimizer(model, tx, wrt=nnx.Param)` under `nnx.jit` (adam, adamw with a mask,
   multi_transform): params and every moment keep their shardings, the numbers equal one device's.
+- `averaging`: Polyak averaging (`ema_params`, `swa_params`, last in a chain) on the Explicit mesh:
+  each average has its param's sharding at init and after jitted steps, the numbers equal one
+  device's, `averaged_params` keeps the params' shardings, and state_shardings / abstract_state
+  describe the state (the checks of `contract`, for these two chains).
 
 Every check runs (a failure does not stop the others). The last stdout line is the summary
 `sharding checks PART: N passed, M failed`; failures are described on stderr and the exit code is 1.
@@ -405,7 +409,51 @@ def nnx_sharded(checks: Checks) -> None:
             assert_close(state, ref_state, "state")
 
 
-PARTS = {"contract": contract, "auto-mesh-shardings": auto_mesh_shardings, "nnx": nnx_sharded}
+# ---------------------------------------------------------------------------------------------------
+# Polyak averaging (gradtx/transforms/averaging.py): the average of the params keeps their shardings
+
+
+def averaging_optimizers() -> dict[str, gradtx.GradientTransformation]:
+    return {
+        "adam+ema_params": gradtx.chain(gradtx.adam(1e-2), gradtx.ema_params(0.9, start_step=1)),
+        "sgd+swa_params": gradtx.chain(gradtx.sgd(0.1, momentum=0.9), gradtx.swa_params(start_step=1, every=2)),
+    }
+
+
+def averaging(checks: Checks) -> None:
+    host_params, target = data()
+    mesh, context = meshes()["explicit"]
+    shardings = {k: NamedSharding(mesh, spec) for k, spec in SPECS.items()}
+    with context():
+        params0 = {k: jax.device_put(v, shardings[k]) for k, v in host_params.items()}
+        for tx_name, tx in averaging_optimizers().items():
+            label = f"[explicit mesh, {tx_name}]"
+            reference, averages = [], []
+            params, state, step = jax.tree.map(jnp.asarray, host_params), None, make_step(tx, target)
+            state = tx.init(params)
+            for _ in range(STEPS):
+                params, state = step(params, state)
+                reference.append(jax.device_get((params, state)))
+                averages.append(jax.device_get(gradtx.averaged_params(state, params)))
+            state0 = tx.init(params0)
+            with checks.check(f"{label} tx.init gives each average its param's sharding"):
+                assert_state_on_params_shardings(state0, shardings, mesh, "init state")
+            with checks.check(f"{label} jitted steps keep the shardings and equal one device, averaged_params too"):
+                pinned = expected_shardings(state0, shardings, mesh)
+                params, state = params0, jax.device_put(state0, pinned)
+                read = jax.jit(gradtx.averaged_params)
+                for k, ((ref_params, ref_state), ref_average) in enumerate(zip(reference, averages, strict=True)):
+                    params, state = step(params, state)
+                    assert_tree_shardings(state, pinned, f"state after step {k}")
+                    assert_close(params, ref_params, f"params after step {k}")
+                    assert_close(state, ref_state, f"state after step {k}")
+                    average = read(state, params)
+                    assert_tree_shardings(average, shardings, f"averaged_params after step {k}")
+                    assert_close(average, ref_average, f"averaged_params after step {k}")
+            state_and_abstract_shardings(checks, tx, params0, shardings, target, reference, label)
+
+
+PARTS = {"contract": contract, "auto-mesh-shardings": auto_mesh_shardings, "nnx": nnx_sharded, "averaging": averaging}
 
 
 def main(part: str) -> int:

@@ -48,6 +48,10 @@ SECOND_MOMENT_DTYPE = {
 }
 SECOND_MOMENTS = frozenset({"nu", "nu_max", "sum_of_squares", "e_g", "e_x"})  # optax's field names
 FIRST_MOMENTS = frozenset({"mu", "trace", "ema"})  # the accumulators `accumulator_dtype` sets
+# Averages of the params (ema_params, swa_params): at least float32 unless `accumulator_dtype` says
+# otherwise (a bfloat16 average with decay 0.999 would never move); complex params keep complex ones.
+AVERAGES = frozenset({"average"})
+AVERAGE_DTYPE = {"f32": jnp.float32, "bf16": jnp.float32, "f16": jnp.float32, "f64": jnp.float64, "c64": jnp.complex64}
 COUNT = frozenset({"count"})
 INT32_MAX = int(np.iinfo(np.int32).max)
 F16_MAX = float(jnp.finfo(jnp.float16).max)
@@ -284,6 +288,9 @@ def check_state_fields(state, dtype_name: str, tx, what: str) -> None:
     allowed = {jnp.dtype(DTYPES[dtype_name])} | accumulator_dtypes(tx)
     for path, leaf in fields(state, FIRST_MOMENTS - stored):
         assert leaf.dtype in allowed, f"{what}{path}: first moment is {leaf.dtype}, expected one of {allowed}"
+    averages = {jnp.dtype(AVERAGE_DTYPE[dtype_name])} | accumulator_dtypes(tx)
+    for path, leaf in fields(state, AVERAGES):
+        assert leaf.dtype in averages, f"{what}{path}: average is {leaf.dtype}, expected one of {averages}"
     for path, count in fields(state, COUNT):
         assert count.dtype == jnp.int32 and count.shape == (), f"{what}{path}: count is {count.dtype}{count.shape}"
 
@@ -344,11 +351,11 @@ def test_bf16_params_with_float32_accumulator_keep_float32_first_moments(case):
     params = matrix_params(jnp.bfloat16)
     grads = [pseudo_gradients(params, k) for k in range(2)]
     state = tx.init(params)
-    assert fields(state, FIRST_MOMENTS), f"{tx!r} takes accumulator_dtype but its state has no first moment"
+    assert fields(state, FIRST_MOMENTS | AVERAGES), f"{tx!r} takes accumulator_dtype but its state has no first moment"
     types = jit_steps.trace(tx, state, grads, params).out_info
     check_steps(types, _steps(tx, state, grads, params), grads, state, "bf16", tx)
     for k, (updates, new_state) in enumerate([(None, state), *types]):
-        for path, leaf in fields(new_state, FIRST_MOMENTS):
+        for path, leaf in fields(new_state, FIRST_MOMENTS | AVERAGES):
             assert leaf.dtype == jnp.float32, f"state{path} at step {k}: {leaf.dtype}"
         for path, leaf in fields(new_state, SECOND_MOMENTS):
             assert leaf.dtype == jnp.float32, f"state{path} at step {k}: {leaf.dtype}"

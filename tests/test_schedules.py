@@ -179,6 +179,15 @@ def test_values_at_every_count_for_every_kind_of_count(name):
         assert sched(7).dtype == jnp.float32
 
 
+@pytest.mark.parametrize("name", list(OPTAX_CASES))
+def test_float64_values_are_optax_float64_values(name):
+    """Under x64 a schedule is the same function as optax's, to float64 rounding (not merely close)."""
+    make = OPTAX_CASES[name]
+    ours = np.asarray(jax.jit(jax.vmap(make(gradtx)))(jnp.asarray(COUNTS)))
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, optax_reference(make)(COUNTS), rtol=1e-9, atol=1e-12)
+
+
 def test_a_traced_count_under_jit_compiles_once():
     sched, traces = gradtx.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100), []
 

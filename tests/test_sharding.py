@@ -80,6 +80,12 @@ def test_flax_nnx_optimizer_with_sharded_params_keeps_shardings_and_equals_one_d
     assert run_worker("nnx") == "sharding checks nnx: 3 passed, 0 failed"
 
 
+def test_polyak_averages_keep_the_params_shardings():
+    """ema_params and swa_params last in a chain: each average, and averaged_params, sharded as its param;
+    per chain 2 checks here and 4 of state_shardings / abstract_state (tests/sharding_worker.py `averaging`)."""
+    assert run_worker("averaging") == "sharding checks averaging: 12 passed, 0 failed"
+
+
 def test_state_shardings_of_params_with_an_integer_leaf_match_init():
     mesh = jax.make_mesh((1, 1), ("data", "model"), devices=jax.devices()[:1])
     params = {"w": jnp.ones((2, 3), jnp.float32), "step": jnp.zeros((), jnp.int32)}

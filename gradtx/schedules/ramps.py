@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from gradtx.base import Bound, Hyperparams, schedule
-from gradtx.checks import NONNEG, OR_NONE, POSITIVE, REAL, ArgumentValueError, check, check_flag
+from gradtx.checks import FRACTION, NONNEG, OR_NONE, POSITIVE, REAL, ArgumentValueError, check, check_flag
 from gradtx.schedules.base import (
     CYCLE,
     STEPS,
@@ -210,7 +210,8 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
         t = min(k, T)
         value(k) = I ((1 - alpha) ((1 + cos(pi t / T)) / 2)^p + alpha)
 
-    T = decay_steps, p = exponent. Loshchilov & Hutter (2017), SGDR.
+    T = decay_steps, p = exponent, alpha in [0, 1] (the final fraction of I). Loshchilov & Hutter
+    (2017), SGDR.
 
     >>> import gradtx
     >>> s = gradtx.cosine_decay_schedule(1.0, decay_steps=100, alpha=0.1)
@@ -220,7 +221,7 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: float = 0.
     [1.0, 0.55, 0.1, 0.1]
     """
     builder = "cosine_decay_schedule"
-    check(builder, init_value=(init_value, REAL), alpha=(alpha, REAL), exponent=(exponent, NONNEG))
+    check(builder, init_value=(init_value, REAL), alpha=(alpha, FRACTION), exponent=(exponent, NONNEG))
     (steps,) = _steps(builder, decay_steps=(decay_steps, CYCLE))
     return schedule(builder, _cos, init_value=init_value, decay_steps=steps, alpha=alpha, exponent=exponent)
 
