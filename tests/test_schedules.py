@@ -8,6 +8,7 @@ so agreement is to float32 rounding.
 from __future__ import annotations
 
 import pickle
+import re
 
 import jax
 import jax.numpy as jnp
@@ -182,10 +183,10 @@ def test_values_at_every_count_for_every_kind_of_count(name):
 @pytest.mark.parametrize("name", list(OPTAX_CASES))
 def test_float64_values_are_optax_float64_values(name):
     """Under x64 a schedule is the same function as optax's, to float64 rounding (not merely close)."""
-    make = OPTAX_CASES[name]
-    ours = np.asarray(jax.jit(jax.vmap(make(gradtx)))(jnp.asarray(COUNTS)))
+    make, counts = OPTAX_CASES[name], COUNTS.astype(np.int64)  # optax computes in float32 from int32 counts
+    ours = np.asarray(jax.jit(jax.vmap(make(gradtx)))(jnp.asarray(counts)))
     assert ours.dtype == np.float64
-    np.testing.assert_allclose(ours, optax_reference(make)(COUNTS), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours, optax_reference(make)(counts), rtol=1e-9, atol=1e-12)
 
 
 def test_a_traced_count_under_jit_compiles_once():
@@ -515,3 +516,31 @@ def test_step_arguments_must_be_concrete():
 
     with pytest.raises(TypeError, match="decay_steps must be a concrete integer number of steps, got a traced value"):
         jax.vmap(build)(jnp.asarray([10, 20]))
+
+
+def test_a_length_of_zero_is_no_ramp_or_an_error_that_names_it():
+    """transition_steps=0 and warmup_steps=0 mean "no ramp"; lengths that divide reject 0 (module docstring)."""
+    with jax.numpy_dtype_promotion("standard"):
+        for make in (lambda m: m.polynomial_schedule(1.0, 0.1, 2, 0), lambda m: m.linear_schedule(1.0, 0.1, 0)):
+            expected = [float(make(optax)(k)) for k in (0, 1, 50)]
+            assert [float(make(gradtx)(k)) for k in (0, 1, 50)] == expected == [1.0, 1.0, 1.0]
+    assert [float(gradtx.warmup_constant_schedule(0.0, 1.0, 0)(k)) for k in (0, 7)] == [1.0, 1.0]
+    assert float(gradtx.warmup_cosine_decay_schedule(0.0, 1.0, 0, 10)(0)) == 1.0
+    rejected = {
+        "exponential_decay": (lambda: gradtx.exponential_decay(1.0, 0, 0.5), "transition_steps"),
+        "inverse_time_decay": (lambda: gradtx.inverse_time_decay(1.0, 0.5, 0), "transition_steps"),
+        "cosine_decay_schedule": (lambda: gradtx.cosine_decay_schedule(1.0, 0), "decay_steps"),
+        "cosine_onecycle_schedule": (lambda: gradtx.cosine_onecycle_schedule(0, 1.0), "transition_steps"),
+        "linear_onecycle_schedule": (lambda: gradtx.linear_onecycle_schedule(0, 1.0), "transition_steps"),
+        "onecycle_schedule": (lambda: gradtx.onecycle_schedule(1.0, total_steps=0), "total_steps"),
+        "cyclic_schedule": (lambda: gradtx.cyclic_schedule(0.1, 1.0, step_size_up=0), "step_size_up"),
+    }
+    for name, (build, argument) in rejected.items():
+        with pytest.raises(ValueError, match=re.escape(f"{name}: {argument} must be in [1, inf), got 0")):
+            build()
+
+
+@pytest.mark.parametrize("alpha", [1.5, -1.0, float("nan")])
+def test_cosine_decay_alpha_is_a_fraction(alpha):
+    with pytest.raises(ValueError, match=re.escape("cosine_decay_schedule: alpha must be in [0, 1], got")):
+        gradtx.cosine_decay_schedule(1.0, 100, alpha=alpha)

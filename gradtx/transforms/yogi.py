@@ -96,7 +96,8 @@ def yogi(
 ) -> GradientTransformation:
     """Yogi (Zaheer et al., 2018): `chain(scale_by_yogi(b1, b2, eps), scale_by_learning_rate(lr))`.
 
-    See `scale_by_yogi` (m and v start at 1e-6, as in optax).
+    See `scale_by_yogi` (v starts at 1e-6 as in optax; m at 0, as in the authors' code, where optax's
+    starts at 1e-6 too).
 
     >>> import gradtx
     >>> gradtx.yogi(1e-2)
