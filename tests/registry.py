@@ -28,7 +28,7 @@ class Case:
     sweep: Callable[[Any, Any], Any] | None = None  # (module, hyperparameter) -> object
     sweep_values: tuple[float, ...] = ()
     rtol: float = 2e-5  # agreement with optax; looser only where gradtx rounds less (stated at the case)
-    extra_args: dict[str, Any] = field(default_factory=dict)  # keyword arguments every update needs
+    extra_args: dict[str, Any] = field(default_factory=dict, hash=False)  # keyword arguments every update needs
 
     @property
     def id(self) -> str:

@@ -171,9 +171,12 @@ def test_values_at_every_count_for_every_kind_of_count(name):
     np.testing.assert_allclose(elementwise, expected[list(SOME_COUNTS)], rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(float(eager), expected[777], rtol=RTOL, atol=ATOL)
     assert bool(jnp.all(jnp.isfinite(every)))
-    # Numbers as hyperparameters give a float32 scalar, also under x64.
+    # Numbers as hyperparameters give JAX's default float: float64 under x64 (as optax's), so a
+    # float64 run's learning rate is not rounded to float32; without x64, float32.
     for value in (*traced, eager):
-        assert value.shape == () and value.dtype == jnp.float32
+        assert value.shape == () and value.dtype == jnp.float64
+    with jax.enable_x64(False):
+        assert sched(7).dtype == jnp.float32
 
 
 def test_a_traced_count_under_jit_compiles_once():

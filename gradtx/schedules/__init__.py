@@ -14,12 +14,12 @@ Counts: a Python or NumPy integer, an integer array (an int32 step counter), or 
 `jax.jit` and `jax.vmap`. An array of counts gives an array of values, elementwise. Negative counts
 are treated as 0. Step boundaries are compared in integers, so they are exact at any count.
 
-Dtypes: values are computed in float32, or in float64 where a hyperparameter is a float64 array (a
-tracer, when vmapping over a hyperparameter). When every hyperparameter is a number (NumPy and JAX
-scalars are stored as Python numbers), the result is a float32 scalar, also under `jax_enable_x64`
-(float32 resolves a learning rate to 7 digits; float64 would make optax-style code `lr * g` promote
-float32 gradients to float64). A traced hyperparameter gives its own dtype. gradtx's transformations
-cast a schedule's value to each leaf's compute dtype, so a bfloat16 model stays bfloat16.
+Dtypes: when every hyperparameter is a number (NumPy and JAX scalars are stored as Python numbers),
+values are computed and returned in JAX's default float: float32, or float64 under
+`jax_enable_x64`, so a float64 run's learning rate is not rounded to float32 (optax's are float64
+there too). A traced hyperparameter (vmapping over one) gives its own dtype: float32, or float64
+for a float64 array. gradtx's transformations cast a schedule's value to each leaf's compute dtype,
+so a float32 or bfloat16 model is never promoted by a float64 value.
 
 Arguments: names, order and defaults are optax's. Step arguments (`transition_steps`, `decay_steps`,
 `warmup_steps`, boundaries) are concrete integers (an integral float such as 1e4 is stored as an int).

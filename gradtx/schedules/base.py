@@ -103,8 +103,9 @@ class _Dtypes(NamedTuple):
 
 def _dtypes(*hyperparameters: Any) -> _Dtypes:
     arrays = [v for v in hyperparameters if isinstance(v, jax.Array | np.ndarray)]
-    if not arrays:
-        return _Dtypes(F32, F32)
+    if not arrays:  # JAX's default float: float64 under jax_enable_x64, so a float64 run is not rounded
+        default = np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+        return _Dtypes(default, default)
     result = _widest(v.dtype for v in arrays)
     return _Dtypes(F64 if result == F64 else F32, result)
 
