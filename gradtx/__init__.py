@@ -14,6 +14,8 @@ name lives:
     wrappers/        transformations around another one: apply_if_finite, MultiSteps,
                      inject_hyperparams, lookahead, rollback (back to the last good params)
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
+    presets/         torch.optim's and Keras's optimizers with their names, defaults and numbers
+                     (`gradtx.presets.torch.Adam(lr=1e-3)`), and torch state_dict() conversion
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
@@ -32,7 +34,7 @@ and the tools:
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
-from gradtx import landscapes, schedules, tree, viz
+from gradtx import landscapes, presets, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
@@ -124,6 +126,7 @@ from gradtx.transforms.momentum import (
     sgd,
     trace,
 )
+from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
 from gradtx.transforms.radam import radam, scale_by_radam
@@ -156,6 +159,8 @@ __all__ = [
     "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
     "ScalarOrSchedule", "identity", "stateless", "stateless_with_tree_map", "chain", "named_chain",
     "apply_updates", "incremental_update", "tree", "schedules", "abstract_state", "state_shardings",
+    # other frameworks' optimizers, exactly (gradtx.presets.torch, gradtx.presets.keras)
+    "presets",
     # fast paths
     "make_step", "pack", "unpack", "Packed",
     "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",
@@ -170,13 +175,14 @@ __all__ = [
     "scale_by_trust_ratio", "scale_by_param_block_norm", "scale_by_param_block_rms", "clip_by_block_rms",
     "scale_by_factored_rms",
     "scale_by_lion", "scale_by_rprop", "scale_by_radam", "scale_by_belief", "scale_by_yogi", "scale_by_novograd",
-    "add_noise",
+    "add_noise", "scale_by_nadam",
     # state
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
     "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState", "AddDecayedWeightsState",
     "FactoredState",
     "ScaleByLionState", "ScaleByRpropState", "ScaleByBeliefState", "ScaleByNovogradState", "AddNoiseState",
+    "ScaleByNadamState",
     "MaskedState", "PartitionState", "MultiTransformState", "ApplyIfFiniteState", "MultiStepsState",
     "InjectHyperparamsState", "LookaheadState",
     # optimizers
