@@ -6,7 +6,7 @@ name lives:
 
     base.py          the protocol: GradientTransformation, hyperparameters bound to functions
     checks.py        what builders validate when built and updates check when traced
-    tree.py          the tree math every transformation is written in (`gradtx.tree`)
+    tree/            the tree math every transformation is written in, and optax.tree's tools (`gradtx.tree`)
     combine.py       composition: chain, named_chain, masked, partition, set_to_zero
     transforms/      one file per algorithm family: its state, its equations, its transformations
                      and its optimizers (adam.py holds scale_by_adam, adam, adamw, nadam, ...);

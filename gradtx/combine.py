@@ -264,6 +264,8 @@ def _merge(mask: Any, inner: Any, outer: Any) -> Any:
 
 
 def _masked_init_with(builder: str, inner: Any, mask: Any, params: Params) -> MaskedState:
+    if tree.is_params_stand_in(params):  # tree.map_params marks what init builds from the params
+        return MaskedState(inner_state=inner.init(params))
     m = _tree_over(builder, "mask", mask, params)
     check_mask_leaves(builder, m)
     return MaskedState(inner_state=inner.init(_hide(m, params)))
@@ -344,6 +346,8 @@ def _group(labels: Any, label: Hashable) -> Any:
 
 
 def _partition_init(hp: Hyperparams, params: Params) -> PartitionState:
+    if tree.is_params_stand_in(params):  # tree.map_params marks what init builds from the params
+        return PartitionState(inner_states={label: MaskedState(tx.init(params)) for label, tx in hp.transforms.items()})
     labels = _labels_over(hp.builder, hp, params)
     return PartitionState(
         inner_states={

@@ -1,4 +1,4 @@
-"""Tree math: the arithmetic every transformation is written in.
+"""Elementwise tree math: the arithmetic every transformation is written in.
 
 Each function maps over one or more trees of the same structure. `None` is an empty subtree in JAX,
 so `None` leaves (frozen parts of an equinox or flax model) pass through every function untouched.
@@ -13,6 +13,7 @@ Numerics, once for all transformations:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -90,9 +91,14 @@ def zeros_like(tree: PyTree, dtype: Any = None) -> PyTree:
     return jax.tree.map(lambda x: jnp.zeros_like(x, dtype=dtype), tree)
 
 
-def full_like(tree: PyTree, value: Any, dtype: Any = None) -> PyTree:
-    """`value` with each leaf's shape (and sharding), in `dtype` or the leaf's own dtype."""
-    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype=dtype), tree)
+def ones_like(tree: PyTree, dtype: Any = None) -> PyTree:
+    """Ones with each leaf's shape (and sharding), in `dtype` or the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.ones_like(x, dtype=dtype), tree)
+
+
+def full_like(tree: PyTree, fill_value: Any, dtype: Any = None) -> PyTree:
+    """`fill_value` with each leaf's shape (and sharding), in `dtype` or the leaf's own dtype."""
+    return jax.tree.map(lambda x: jnp.full_like(x, fill_value, dtype=dtype), tree)
 
 
 def second_moment_like(tree: PyTree, value: Any = 0.0) -> PyTree:
@@ -135,9 +141,9 @@ def cast(tree: PyTree, dtype: Any) -> PyTree:
     return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
-def cast_like(tree: PyTree, like: PyTree) -> PyTree:
-    """Each leaf of `tree` cast to the dtype of the matching leaf of `like`."""
-    return jax.tree.map(lambda x, y: x.astype(y.dtype), tree, like)
+def cast_like(tree: PyTree, other_tree: PyTree) -> PyTree:
+    """Each leaf of `tree` cast to the dtype of the matching leaf of `other_tree`."""
+    return jax.tree.map(lambda x, y: x.astype(y.dtype), tree, other_tree)
 
 
 def compute_like(tree: PyTree, like: PyTree) -> PyTree:
@@ -150,37 +156,41 @@ def compute_like(tree: PyTree, like: PyTree) -> PyTree:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Arithmetic (results in the dtype of the first tree)
+# Arithmetic (results in the dtype of the first tree; optax.tree's names and arguments)
 
 
-def add(a: PyTree, b: PyTree) -> PyTree:
-    """a + b."""
-    return jax.tree.map(lambda x, y: _as(_up(x) + _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
+def _add(x: jax.Array, y: jax.Array) -> jax.Array:
+    return _as(_up(x) + _as(y, compute_dtype(x.dtype)), x.dtype)
 
 
-def sub(a: PyTree, b: PyTree) -> PyTree:
-    """a - b."""
-    return jax.tree.map(lambda x, y: _as(_up(x) - _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
+def add(tree_x: PyTree, tree_y: PyTree, *other_trees: PyTree) -> PyTree:
+    """tree_x + tree_y (+ each of `other_trees`), leaf by leaf."""
+    return jax.tree.map(lambda x, *ys: functools.reduce(_add, ys, x), tree_x, tree_y, *other_trees)
 
 
-def mul(a: PyTree, b: PyTree) -> PyTree:
-    """a * b, leaf by leaf."""
-    return jax.tree.map(lambda x, y: _as(_up(x) * _as(y, compute_dtype(x.dtype)), x.dtype), a, b)
+def sub(tree_x: PyTree, tree_y: PyTree) -> PyTree:
+    """tree_x - tree_y."""
+    return jax.tree.map(lambda x, y: _as(_up(x) - _as(y, compute_dtype(x.dtype)), x.dtype), tree_x, tree_y)
 
 
-def scale(s: Any, tree: PyTree) -> PyTree:
-    """s * tree for a scalar s (a number, a 0-d array or a tracer); optax.tree.scale's order."""
-    return jax.tree.map(lambda x: _as(_scalar(s, _up(x)) * _up(x), x.dtype), tree)
+def mul(tree_x: PyTree, tree_y: PyTree) -> PyTree:
+    """tree_x * tree_y, leaf by leaf."""
+    return jax.tree.map(lambda x, y: _as(_up(x) * _as(y, compute_dtype(x.dtype)), x.dtype), tree_x, tree_y)
 
 
-def add_scale(a: PyTree, s: Any, b: PyTree) -> PyTree:
-    """a + s * b: the axpy of weight decay, Nesterov look-ahead and heavy-ball momentum."""
+def scale(scalar: Any, tree: PyTree) -> PyTree:
+    """scalar * tree for a scalar (a number, a 0-d array or a tracer)."""
+    return jax.tree.map(lambda x: _as(_scalar(scalar, _up(x)) * _up(x), x.dtype), tree)
+
+
+def add_scale(tree_x: PyTree, scalar: Any, tree_y: PyTree) -> PyTree:
+    """tree_x + scalar * tree_y: the axpy of weight decay, Nesterov look-ahead and heavy-ball momentum."""
 
     def axpy(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
-        return _as(x32 + _scalar(s, x32) * _as(y, x32.dtype), x.dtype)
+        return _as(x32 + _scalar(scalar, x32) * _as(y, x32.dtype), x.dtype)
 
-    return jax.tree.map(axpy, a, b)
+    return jax.tree.map(axpy, tree_x, tree_y)
 
 
 def lerp(a: PyTree, b: PyTree, s: Any, t: Any) -> PyTree:
@@ -193,16 +203,16 @@ def lerp(a: PyTree, b: PyTree, s: Any, t: Any) -> PyTree:
     return jax.tree.map(f, a, b)
 
 
+def _ema_leaf(a: jax.Array, x: jax.Array, decay: Any) -> jax.Array:
+    a32 = _up(a)
+    # 1 - decay is formed before the cast: float32(1 - 0.999) is exact to 7 digits where
+    # 1 - float32(0.999) is off by 5e-5 relative.
+    return _as(_scalar(decay, a32) * a32 + _scalar(1 - decay, a32) * _as(x, a32.dtype), a.dtype)
+
+
 def ema(avg: PyTree, new: PyTree, decay: Any) -> PyTree:
     """decay * avg + (1 - decay) * new: an exponential moving average, in avg's dtypes."""
-
-    def f(a: jax.Array, x: jax.Array) -> jax.Array:
-        a32 = _up(a)
-        # 1 - decay is formed before the cast: float32(1 - 0.999) is exact to 7 digits where
-        # 1 - float32(0.999) is off by 5e-5 relative.
-        return _as(_scalar(decay, a32) * a32 + _scalar(1 - decay, a32) * _as(x, a32.dtype), a.dtype)
-
-    return jax.tree.map(f, avg, new)
+    return jax.tree.map(lambda a, x: _ema_leaf(a, x, decay), avg, new)
 
 
 def one_minus_pow(decay: Any, count: jax.Array, dtype: Any) -> jax.Array:
@@ -309,28 +319,29 @@ def sqrt(tree: PyTree, eps_root: Any = 0.0) -> PyTree:
     return jax.tree.map(lambda x: jnp.sqrt(_up(x) + _scalar(eps_root, _up(x))).astype(x.dtype), tree)
 
 
-def div(a: PyTree, b: PyTree, eps: Any = 0.0) -> PyTree:
-    """a / (b + eps), leaf by leaf, in a's dtypes (b real, e.g. an infinity norm)."""
+def div(tree_x: PyTree, tree_y: PyTree, eps: Any = 0.0) -> PyTree:
+    """tree_x / (tree_y + eps), leaf by leaf, in tree_x's dtypes (tree_y real, e.g. an infinity norm)."""
 
     def f(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
         y32 = _as(y, real_dtype(x32.dtype))
         return _as(x32 / _as(y32 + _scalar(eps, y32), x32.dtype), x.dtype)
 
-    return jax.tree.map(f, a, b)
+    return jax.tree.map(f, tree_x, tree_y)
 
 
 def safe_div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> PyTree:
     """`div_sqrt(a, b, eps, eps_root)` where b > 0, and 0 where b <= 0 (never 0 / 0, also under grad).
 
-    For accumulators that are zero exactly where the numerator is (AdaGrad's sum of squares with
+    A NaN in b gives NaN, never 0: a poisoned accumulator stays visible in every later update. For
+    accumulators that are zero exactly where the numerator is (AdaGrad's sum of squares with
     eps = 0 and a zero initial value).
     """
 
     def f(x: jax.Array, y: jax.Array) -> jax.Array:
         x32 = _up(x)
         y32 = y.astype(real_dtype(x32.dtype))
-        positive = y32 > 0
+        positive = ~(y32 <= 0)  # a NaN accumulator stays NaN in the update (NaN > 0 is False)
         safe_y = jnp.where(positive, y32, jnp.ones_like(y32))  # keeps sqrt's gradient finite
         out = x32 / (jnp.sqrt(safe_y + _scalar(eps_root, y32)) + _scalar(eps, y32)).astype(x32.dtype)
         return jnp.where(positive, out, jnp.zeros_like(out)).astype(x.dtype)
@@ -338,37 +349,35 @@ def safe_div_sqrt(a: PyTree, b: PyTree, eps: Any = 0.0, eps_root: Any = 0.0) -> 
     return jax.tree.map(f, a, b)
 
 
-def where(condition: Any, a: PyTree, b: PyTree) -> PyTree:
-    """`a` where the scalar `condition` holds, `b` elsewhere, leaf by leaf (trees of one structure)."""
-    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), a, b)
+def where(condition: Any, tree_x: PyTree, tree_y: PyTree) -> PyTree:
+    """`tree_x` where the scalar `condition` holds, `tree_y` elsewhere, leaf by leaf (one structure)."""
+    return jax.tree.map(lambda x, y: jnp.where(condition, x, y), tree_x, tree_y)
 
 
-# ---------------------------------------------------------------------------------------------------
-# Reductions
+def clip(tree: PyTree, min_value: Any = None, max_value: Any = None) -> PyTree:
+    """Each leaf clipped to [min_value, max_value] (None: no bound on that side)."""
+    return jax.tree.map(lambda x: jnp.clip(x, min_value, max_value), tree)
 
 
-def all_finite(tree: PyTree) -> jax.Array:
-    """A boolean scalar: True when no leaf holds a NaN or an infinity (True for an empty tree)."""
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        return jnp.asarray(True)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+def conj(tree: PyTree) -> PyTree:
+    """The complex conjugate of each leaf (real leaves unchanged)."""
+    return jax.tree.map(jnp.conj, tree)
 
 
-def sum_sq(tree: PyTree) -> jax.Array:
-    """The sum of |x|^2 over all leaves, accumulated in at least float32."""
-    parts = [jnp.sum(_abs_sq(_up(x))) for x in jax.tree.leaves(tree)]
-    if not parts:
-        return jnp.zeros([], jnp.float32)
-    dtype = np.result_type(*[real_dtype(p.dtype) for p in parts])
-    return sum((p.astype(dtype) for p in parts), jnp.zeros([], dtype))
+def real(tree: PyTree) -> PyTree:
+    """The real part of each leaf."""
+    return jax.tree.map(jnp.real, tree)
 
 
-def norm(tree: PyTree) -> jax.Array:
-    """The global L2 norm of a tree: sqrt of the sum of |x|^2 over all leaves."""
-    return jnp.sqrt(sum_sq(tree))
+def update_moment(updates: PyTree, moments: PyTree, decay: Any, order: int) -> PyTree:
+    """decay * moments + (1 - decay) * updates^order: an EMA of a power of the updates (optax's)."""
+    return jax.tree.map(lambda g, m: _ema_leaf(m, _up(g) ** order, decay), updates, moments)
 
 
-def size(tree: PyTree) -> int:
-    """The number of scalars in a tree."""
-    return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
+def update_moment_per_elem_norm(updates: PyTree, moments: PyTree, decay: Any, order: int) -> PyTree:
+    """decay * moments + (1 - decay) * |updates|^order, |.| the modulus of complex updates (optax's)."""
+
+    def power(g: jax.Array) -> jax.Array:
+        return _up(g) ** order if not jnp.iscomplexobj(g) else _abs_sq(g) ** (order / 2)
+
+    return jax.tree.map(lambda g, m: _ema_leaf(m, power(g), decay), updates, moments)
