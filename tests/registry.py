@@ -148,6 +148,11 @@ TRANSFORMS: tuple[Case, ...] = (
     # optax starts Yogi's m at initial_accumulator_value, gradtx (and the authors' code) at 0: both 0 here.
     Case("scale_by_yogi", lambda m: m.scale_by_yogi(initial_accumulator_value=0.0)),
     Case("scale_by_novograd", lambda m: m.scale_by_novograd()),
+    # torch's NAdam and Keras's Nadam (Dozat's momentum schedule); not in optax.
+    Case(
+        "scale_by_nadam", lambda m: m.scale_by_nadam(momentum_decay=0.1), optax=False,
+        sweep=lambda m, h: m.scale_by_nadam(b1=h), sweep_values=DECAYS,
+    ),
     Case("add_noise", lambda m: m.add_noise(0.01, 0.55, 0)),  # optax warns without a key
     # Combinators and wrappers (tests/test_wrappers.py has their own tests).
     Case("set_to_zero", lambda m: m.set_to_zero()),
@@ -200,6 +205,24 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("sign_sgd", lambda m: m.sign_sgd(1e-3)),
     Case("signum", lambda m: m.signum(1e-3)),
     Case("rprop", lambda m: m.rprop(1e-3), optax=False),  # as scale_by_rprop; tests/test_optimizers_torch.py
+    # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
+    # blocks (torch's AMSGrad and RAdam eps, momentum before the learning rate; Keras's eps-hat, Adamax
+    # eps, decay outside the momentum); the other presets chain blocks as the optimizers above do.
+    # tests/test_presets_torch.py and test_presets_keras.py hold every preset to its framework.
+    Case(
+        "presets.torch.Adam",
+        lambda m: m.presets.torch.Adam(lr=1e-3, weight_decay=1e-2, amsgrad=True, decoupled_weight_decay=True),
+        optax=False, sweep=lambda m, h: m.presets.torch.Adam(lr=h, amsgrad=True), sweep_values=LR,
+    ),
+    Case("presets.torch.RAdam", lambda m: m.presets.torch.RAdam(lr=1e-3, weight_decay=1e-2), optax=False),
+    Case(
+        "presets.torch.RMSprop", lambda m: m.presets.torch.RMSprop(lr=1e-2, momentum=0.9, centered=True),
+        optax=False, sweep=lambda m, h: m.presets.torch.RMSprop(lr=h, momentum=0.9), sweep_values=LR,
+    ),
+    Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
+    Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
+    Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
+    Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -245,6 +268,8 @@ NOT_BUILDERS = frozenset(
         "make_step", "pack", "unpack", "Packed",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
+        # the presets' package (its builders have cases named "presets.torch.Adam", ...)
+        "presets",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

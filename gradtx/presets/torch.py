@@ -246,8 +246,8 @@ def RAdam(
 ) -> GradientTransformation:
     """torch.optim.RAdam: rectified Adam with eps added to sqrt(v) before the bias correction.
 
-        p <- p - lr r_t m^ sqrt(1 - b2^t) / (sqrt(v) + eps)     where rho_t > 5
-        p <- p - lr m^                                          elsewhere (the first five steps)
+        p <- p - lr r_t m^ sqrt(1 - b2^t) / (sqrt(v) + eps)     if rho_t > 5
+        p <- p - lr m^                                          otherwise (the first five steps)
 
     `chain(scale_by_radam(b1, b2, eps, eps_hat=True), scale_by_learning_rate(lr))`; see
     `gradtx.scale_by_radam` (optax's and gradtx.radam's eps is added after the correction).
@@ -402,8 +402,10 @@ def Rprop(
     """torch.optim.Rprop (iRprop-): each coordinate's step grows by etas[1] while its gradient keeps
     its sign and shrinks by etas[0] when it flips, within step_sizes.
 
-        s = sign(g_t g_{t-1});  D <- clip(D * (etas[1] if s > 0, etas[0] if s < 0, 1 otherwise), *step_sizes)
-        p <- p - D sign(g_t),  and g_t <- 0 where s < 0
+        s = sign(g_t) sign(g_{t-1})
+        D <- min(eta_plus D, step_size_max)     if s > 0
+        D <- max(eta_minus D, step_size_min)    if s < 0
+        p <- p - D sign(g_t)                    (and g_t <- 0 where s < 0)
 
     `chain(scale_by_rprop(clip(lr, *step_sizes), etas[0], etas[1], *step_sizes), scale(-1.0))`: torch
     clips the first step size too. lr is the first step of every coordinate, a number.

@@ -1,10 +1,10 @@
 """torch.optim's `state_dict()` to gradtx's state and back, for the chains `gradtx.presets.torch` builds.
 
-    state_from_torch(optimizer_or_state_dict, tx, params)  -> a state of tx for params
-    state_to_torch(state, tx, params, like)                -> a state_dict for like's load_state_dict
+`state_from_torch(optimizer_or_state_dict, tx, params)` gives a state of tx for params;
+`state_to_torch(state, tx, params, like)` a state_dict that `like.load_state_dict` takes.
 
-torch keeps a dict of tensors per parameter, numbered in the order of its param groups; gradtx keeps
-one tree per moment, with the params' structure. Params are matched by position: torch's numbers in
+torch keeps a dict of tensors per parameter, numbered in the order of its param groups; gradtx
+keeps one tree per moment, with the params' structure. Params are matched by position: torch's numbers in
 order against the params' leaves in flattening order, or in the order `order` lists their key paths
 (`jax.tree_util.keystr` strings such as "['dense']['w']", or the paths themselves), for a model whose
 torch parameters come in another order. Each stage of the chain says which of torch's per-param

@@ -78,9 +78,10 @@ def eps_of(hp: Hyperparams, t: Count) -> Any:
 
 
 def flag_or_none(builder: str, name: str, value: Any) -> bool | None:
-    """A switch that is off by default, stored as None when off: the repr of every transformation
-    built without it stays as it was (None arguments are not shown) and rebuilds an equal one."""
-    return True if check_flag(builder, name, value) else None
+    """A switch added after the fact, off by default (eps_hat, max_then_correct, eps_outside_max):
+    stored as None when off, so that the repr of every transformation built without it stays as it
+    was (None arguments are not shown) and rebuilds an equal one. None, as stored, means False."""
+    return None if value is None else (True if check_flag(builder, name, value) else None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,6 +138,7 @@ def scale_by_adam(
     (end of Sec. 2), added to sqrt(v) before the correction: u = m^ sqrt(1 - b2^t) / (sqrt(v +
     eps_root) + eps), i.e. eps / sqrt(1 - b2^t) in place of eps above; that is Keras's Adam
     (`gradtx.presets.keras.Adam`), whose epsilon matters 1 / sqrt(1 - b2) = 32x more at t = 1.
+    (eps_hat=None means False: the switch is stored so when off, and the repr omits it.)
 
     >>> import gradtx
     >>> gradtx.scale_by_adam(b2=0.99)
@@ -216,7 +218,7 @@ def scale_by_amsgrad(
     torch.optim.Adam(amsgrad=True) and Keras do: v_max <- max(v_max, v), u = m^ / (sqrt(v_max /
     (1 - b2^t) + eps_root) + eps). The two differ: the max of v^_s = v_s / (1 - b2^s) weighs early
     steps more than the common factor 1 / (1 - b2^t). `eps_hat=True` adds eps before v's
-    correction, as `scale_by_adam`'s (Keras's AMSGrad is both switches).
+    correction, as `scale_by_adam`'s (Keras's AMSGrad is both switches). None means False for both.
 
     >>> import gradtx
     >>> gradtx.scale_by_amsgrad(b2=0.99)
@@ -275,7 +277,8 @@ def scale_by_adamax(
 
     The paper has no eps; like optax and torch.optim.Adamax (which this matches exactly, with
     lr = 1), gradtx adds it inside the max, so nu > 0 from the first step. `eps_outside_max=True`
-    adds it to the max instead, nu <- max(b2 nu, |g|), u = m^ / (nu + eps): Keras's Adamax.
+    adds it to the max instead, nu <- max(b2 nu, |g|), u = m^ / (nu + eps): Keras's Adamax
+    (None means False).
     `accumulator_dtype` sets mu's dtype.
 
     >>> import gradtx

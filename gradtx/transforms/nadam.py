@@ -55,7 +55,7 @@ def _update_nadam(hp: Hyperparams, g, state: ScaleByNadamState, params=None):
     t = next_count(state.count)
     dtype = state.mu_product.dtype
     mu_t = _momentum_at(hp, t, dtype)  # mu_t = b1 (1 - 0.5 * 0.96^(t psi))
-    mu_next = _momentum_at(hp, t + 1, dtype)  # mu_{t+1}
+    mu_next = _momentum_at(hp, next_count(t), dtype)  # mu_{t+1} (t + 1 saturating: no int32 wrap)
     pi = state.mu_product * mu_t  # pi_t = pi_{t-1} mu_t
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2

@@ -101,7 +101,7 @@ def scale_by_radam(
     optax and the authors' code use a threshold of 5, and so does gradtx (threshold must be >= 4).
     `nesterov=True` uses NAdam's m^ (see `scale_by_adam`). torch.optim.RAdam adds eps to sqrt(v)
     before the bias correction, u = r_t m^ sqrt(1 - b2^t) / (sqrt(v) + eps): that is
-    `eps_hat=True` (eps / sqrt(1 - b2^t) in place of eps above). torch tests rho_t > 5, gradtx
+    `eps_hat=True` (eps / sqrt(1 - b2^t) in place of eps above; None means False). torch tests rho_t > 5, gradtx
     rho_t >= threshold; rho_t is never exactly 5 for a b2 in use (`gradtx.presets.torch.RAdam`).
 
     >>> import gradtx
