@@ -18,6 +18,8 @@ name lives:
                      (`gradtx.presets.torch.Adam(lr=1e-3)`), and torch state_dict() conversion
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
+    convert.py       states across layouts: optax's and gradtx's (state_from_optax, state_to_optax), and
+                     a state carried over to params that gained or lost leaves (remap_state)
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
 
 and the tools:
@@ -61,6 +63,7 @@ from gradtx.combine import (
     partition,
     set_to_zero,
 )
+from gradtx.convert import RemapReport, remap_state, state_from_optax, state_to_optax
 from gradtx.describe import describe, state_nbytes
 from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
@@ -159,8 +162,9 @@ __all__ = [
     "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
     "ScalarOrSchedule", "identity", "stateless", "stateless_with_tree_map", "chain", "named_chain",
     "apply_updates", "incremental_update", "tree", "schedules", "abstract_state", "state_shardings",
-    # other frameworks' optimizers, exactly (gradtx.presets.torch, gradtx.presets.keras)
-    "presets",
+    # other frameworks' optimizers, exactly (gradtx.presets.torch, gradtx.presets.keras, with the
+    # torch state_dict conversions), optax's state layouts, and states for params that grow or shrink
+    "presets", "state_from_optax", "state_to_optax", "remap_state", "RemapReport",
     # fast paths
     "make_step", "pack", "unpack", "Packed",
     "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",

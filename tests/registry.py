@@ -268,8 +268,9 @@ NOT_BUILDERS = frozenset(
         "make_step", "pack", "unpack", "Packed",
         # tools (gradtx/describe.py, lint.py, sweep.py, landscapes.py, viz.py, lr_finder.py, gradcheck.py)
         "describe", "lint", "state_nbytes", "sweep", "landscapes", "viz", "lr_finder", "check_grads",
-        # the presets' package (its builders have cases named "presets.torch.Adam", ...)
-        "presets",
+        # the presets' package (its builders have cases named "presets.torch.Adam", ...) and the state
+        # conversions (gradtx/convert.py)
+        "presets", "state_from_optax", "state_to_optax", "remap_state", "RemapReport",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
