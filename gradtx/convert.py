@@ -73,7 +73,7 @@ def _counts(x: Any) -> set[int]:
 
 class _Context(NamedTuple):
     builder: str
-    count: int | None  # given by the caller
+    count: Any  # int | None, given by the caller (typed Any: a field named count shadows tuple.count)
     counts: frozenset[int]  # the source's counts in the nearest enclosing chain
 
 
@@ -279,7 +279,8 @@ def remap_state(tx: Any, state: OptState, old_params: Params, new_params: Params
                 by_path[p] if same(p) and hasattr(by_path[p], "shape") and hasattr(f, "shape") else f
                 for p, f in zip(new_leaves, parts, strict=True)
             ]
-            return jax.tree.structure(tree.trainable(new_params)).unflatten(chosen)
+            structure: Any = jax.tree.structure(tree.trainable(new_params))
+            return structure.unflatten(chosen)
         if _is_namedtuple(fresh) or isinstance(fresh, tuple | list):
             if type(old) is not type(fresh) or len(old) != len(fresh):
                 raise ValueError(f"remap_state: {where} of state is not what tx.init builds: was it built by tx?")
