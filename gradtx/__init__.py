@@ -20,6 +20,8 @@ name lives:
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
     convert.py       states across layouts: optax's and gradtx's (state_from_optax, state_to_optax), and
                      a state carried over to params that gained or lost leaves (remap_state)
+    memory/          states in fewer bytes (state_dtype, quantized_state), bfloat16 params trained
+                     as if float32 (stochastic_rounding, kahan_summation), ZeRO (zero_shardings)
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
 
 and the tools:
@@ -68,6 +70,15 @@ from gradtx.describe import describe, state_nbytes
 from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
 from gradtx.lr_finder import lr_finder
+from gradtx.memory.compact import CompactState, QuantizedArray, quantized_state, state_dtype
+from gradtx.memory.precision import (
+    KahanSummationState,
+    StochasticRoundingState,
+    kahan_summation,
+    stochastic_round,
+    stochastic_rounding,
+)
+from gradtx.memory.zero import zero_shardings
 from gradtx.packing import Packed, pack, unpack
 from gradtx.schedules import (
     constant_schedule,
@@ -171,6 +182,10 @@ __all__ = [
     # wrappers
     "apply_if_finite", "MultiSteps", "skip_not_finite", "skip_large_updates", "inject_hyperparams",
     "lookahead", "LookaheadParams", "rollback", "RollbackState",
+    # memory and scale (gradtx/memory/)
+    "state_dtype", "quantized_state", "QuantizedArray", "CompactState", "stochastic_rounding",
+    "kahan_summation", "stochastic_round", "StochasticRoundingState", "KahanSummationState",
+    "zero_shardings",
     # transformations
     "scale", "scale_by_learning_rate", "scale_by_schedule", "scale_by_sign",
     "trace", "ema", "scale_by_momentum", "nesterov", "bias_correction",

@@ -168,6 +168,26 @@ TRANSFORMS: tuple[Case, ...] = (
         "inject_hyperparams", lambda m: m.inject_hyperparams(m.adam)(1e-3),
         sweep=lambda m, h: m.inject_hyperparams(m.adam)(h), sweep_values=LR,
     ),
+    # Memory and scale (gradtx/memory/; tests/test_quantize.py, test_compact.py, test_precision.py).
+    # min_size=0 and small blocks, so that the test models' small leaves are stored compactly too.
+    Case(
+        "state_dtype", lambda m: m.state_dtype(m.adam(1e-3), nu=jnp.bfloat16, stochastic_rounding=True),
+        optax=False,
+    ),
+    Case("state_dtype", lambda m: m.state_dtype(m.sgd(0.1, momentum=0.9), jnp.bfloat16), label="all", optax=False),
+    Case("quantized_state", lambda m: m.quantized_state(m.adam(1e-3), bits=8, min_size=0), optax=False),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.adamw(1e-3, weight_decay=0.01), bits=4, block_size=4, min_size=0),
+        label="4bit", optax=False,
+    ),
+    Case(
+        "quantized_state",
+        lambda m: m.quantized_state(m.lion(1e-3), fp8=True, block_size=2, min_size=0, stochastic_rounding=True),
+        label="fp8-sr", optax=False,
+    ),
+    Case("stochastic_rounding", lambda m: m.stochastic_rounding(m.adam(1e-3)), optax=False),
+    Case("kahan_summation", lambda m: m.kahan_summation(m.adamw(1e-3, weight_decay=0.01)), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -271,6 +291,8 @@ NOT_BUILDERS = frozenset(
         # the presets' package (its builders have cases named "presets.torch.Adam", ...) and the state
         # conversions (gradtx/convert.py)
         "presets", "state_from_optax", "state_to_optax", "remap_state", "RemapReport",
+        # memory and scale (gradtx/memory/)
+        "QuantizedArray", "stochastic_round", "zero_shardings",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

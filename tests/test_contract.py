@@ -59,13 +59,21 @@ def _is_rng_key(path: tuple) -> bool:
     return any(isinstance(k, jax.tree_util.GetAttrKey) and k.name == "rng_key" for k in path)
 
 
+def _is_codes(path: tuple) -> bool:
+    """A quantized moment's uint8 codes (gradtx.QuantizedArray; tests/test_quantize.py checks them)."""
+    return any(isinstance(k, jax.tree_util.GetAttrKey) and k.name == "codes" for k in path)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_integer_and_boolean_leaves_hold_no_state_and_pass_through(case):
     tx = case.build()
     params = {"w": jnp.ones(3, jnp.float32), "steps": jnp.arange(2, dtype=jnp.int32), "on": jnp.asarray(True)}
     state = tx.init(params)
-    # Float moments and scalar counts only; a PRNG key (add_noise's rng_key, uint32 key data) is no param's state.
-    leaves = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state) if not _is_rng_key(path)]
+    # Float moments and scalar counts only; a PRNG key (add_noise's rng_key, uint32 key data) is no param's
+    # state, and quantized codes are a float moment's.
+    leaves = [
+        leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state) if not (_is_rng_key(path) or _is_codes(path))
+    ]
     assert all(jnp.issubdtype(leaf.dtype, jnp.inexact) or leaf.shape == () for leaf in leaves)
     for grads in (
         {"w": jnp.ones(3, jnp.float32), "steps": None, "on": None},  # equinox's filtered gradients

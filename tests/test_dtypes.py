@@ -122,6 +122,14 @@ def with_accumulator_dtype(tx, dtype):
     return tx
 
 
+def stored_fields(tx) -> frozenset:
+    """The fields a state_dtype or quantized_state member stores in a dtype of its own, by design
+    (tests/test_compact.py checks their dtypes and values)."""
+    return frozenset(
+        name for hp in members(tx) if hp.builder in ("state_dtype", "quantized_state") for name, _ in hp.codecs
+    )
+
+
 def fields(state, names: frozenset) -> list[tuple[str, jax.Array]]:
     """(key path, leaf) for every leaf of `state` under a NamedTuple field named in `names`."""
     return [
@@ -247,10 +255,11 @@ def build(case, kind: str):
 
 def check_state_fields(state, dtype_name: str, tx, what: str) -> None:
     """Second moments real and >= float32; first moments in the params' or an accumulator dtype; int32 counts."""
-    for path, leaf in fields(state, SECOND_MOMENTS):
+    stored = stored_fields(tx)
+    for path, leaf in fields(state, SECOND_MOMENTS - stored):
         assert leaf.dtype == SECOND_MOMENT_DTYPE[dtype_name], f"{what}{path}: second moment is {leaf.dtype}"
     allowed = {jnp.dtype(DTYPES[dtype_name])} | accumulator_dtypes(tx)
-    for path, leaf in fields(state, FIRST_MOMENTS):
+    for path, leaf in fields(state, FIRST_MOMENTS - stored):
         assert leaf.dtype in allowed, f"{what}{path}: first moment is {leaf.dtype}, expected one of {allowed}"
     for path, count in fields(state, COUNT):
         assert count.dtype == jnp.int32 and count.shape == (), f"{what}{path}: count is {count.dtype}{count.shape}"
@@ -419,6 +428,15 @@ def stages(tx) -> list:
     return [tx]
 
 
+# Entries whose float16 updates are, by design, differences of float16 params, and why.
+ON_THE_PARAMS_GRID = {
+    "stochastic_rounding": "its updates are W' - W with W' = W + u rounded at random to float16's grid"
+    " (tests/test_precision.py checks it against float64)",
+    "kahan_summation": "its updates are W' - W with W' = W + c + u rounded to float16's grid, the rest"
+    " kept in c (tests/test_precision.py checks it against float64)",
+}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_huge_float16_gradients_stay_finite_where_the_result_is_representable(case):
     """float16 gradients of 6e4 (float16's maximum is 65504) square to 3.6e9: an optimizer that
@@ -427,6 +445,8 @@ def test_huge_float16_gradients_stay_finite_where_the_result_is_representable(ca
     close to it. The exact values come from the same transformations run in float64; coordinates
     where any float16 quantity exceeds float16's range (a Nesterov look-ahead of 1.9 * 6e4, say) are
     not checked from then on."""
+    if case.name in ON_THE_PARAMS_GRID:
+        pytest.skip(ON_THE_PARAMS_GRID[case.name])
     txs = stages(case.build())
     g16 = [
         {"w": jnp.asarray([[6e4, -6e4, 1.0], [0.5, -3e4, 0.0]], jnp.float16)},

@@ -24,14 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gradtx import tree
-from gradtx.base import (
-    Count,
-    GradientTransformation,
-    Hyperparams,
-    Params,
-    next_count,
-    zero_count,
-)
+from gradtx.base import Count, GradientTransformation, Hyperparams, Params, next_count, zero_count
 from gradtx.checks import check, require_params
 from gradtx.combine import check_members, update_one, wrapper
 

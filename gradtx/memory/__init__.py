@@ -1,0 +1,1 @@
+"""Memory and scale: compact optimizer state, bfloat16 training, sharded state. See README.md here."""
