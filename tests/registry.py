@@ -38,6 +38,15 @@ class Case:
         return self.make(gradtx)
 
 
+def resolve(name: str) -> Any:
+    """The public object a case name stands for: `gradtx.adam` for "adam", `gradtx.presets.torch.Adam`
+    for "presets.torch.Adam"."""
+    obj: Any = gradtx
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def halve(updates: Any, params: Any) -> Any:
     """A module-level function for the `stateless` cases (module-level, so it pickles)."""
     return jax.tree.map(lambda u: u / 2, updates)

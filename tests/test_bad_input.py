@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from tests.registry import EXTRA_ARGS, OWN_PARAMS, SCHEDULES, TRANSFORMATION_CASES, Case
+from tests.registry import EXTRA_ARGS, OWN_PARAMS, SCHEDULES, TRANSFORMATION_CASES, Case, resolve
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3), "b": jnp.full((3,), 0.5, jnp.float32)}
 OTHER_SHAPES = {"w": jnp.ones((4, 5), jnp.float32), "b": jnp.ones((5,), jnp.float32)}
@@ -74,13 +74,18 @@ NAN_EXEMPT = {
 
 
 class _Recorder:
-    """Stands for the gradtx module in a registry case: records every call of a public builder."""
+    """Stands for the gradtx module in a registry case: records every call of a public builder (a
+    preset's as "presets.torch.Adam": the presets' modules are recorded through too)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
+    def __init__(self, module: Any = gradtx, prefix: str = "", calls: list | None = None) -> None:
+        self.module, self.prefix = module, prefix
+        self.calls: list[tuple[str, tuple, dict]] = [] if calls is None else calls
 
     def __getattr__(self, name: str) -> Any:
-        target = getattr(gradtx, name)
+        target = getattr(self.module, name)
+        if isinstance(target, type(gradtx)) and target.__name__.startswith("gradtx.presets"):
+            return _Recorder(target, f"{self.prefix}{name}.", self.calls)
+        name = f"{self.prefix}{name}"
         if not callable(target) or (isinstance(target, type) and name != "MultiSteps"):
             return target
 
@@ -199,7 +204,7 @@ COUNTS = {"builders": 0, "arguments": 0, "attempts": 0, "errors": 0, "accepted":
 @pytest.mark.parametrize("name", sorted(BUILDER_CASES))
 def test_every_bad_hyperparameter_gets_a_clear_error_or_works(name):
     case = BUILDER_CASES[name]
-    fn = getattr(gradtx, name)
+    fn = resolve(name)
     args, kwargs = _base_call(case)
     bound = inspect.signature(fn).bind(*args, **kwargs)
     defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
