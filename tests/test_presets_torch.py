@@ -9,6 +9,8 @@ resumed in torch continue on the same trajectory as the run that was not interru
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -250,8 +252,6 @@ def test_a_fresh_torch_optimizer_gives_init():
 
 @pytest.mark.parametrize("cls", pt.__all__[:-2])
 def test_presets_take_torchs_arguments_and_defaults(cls):
-    import inspect
-
     ours = inspect.signature(getattr(pt, cls)).parameters
     theirs = dict(inspect.signature(getattr(torch.optim, cls)).parameters)
     kernels = {"params", "foreach", "fused", "capturable", "differentiable"}

@@ -7,7 +7,7 @@ from tests.registry import EXTRA_ARGS, NOT_BUILDERS, OPTIMIZERS, OWN_PARAMS, SCH
 
 
 def preset_builders() -> set[str]:
-    """ "presets.torch.Adam", ...: every builder of gradtx.presets' modules (the state conversions aside)."""
+    """Every builder of gradtx.presets' modules, named as the registry names them ("presets.torch.Adam")."""
     return {
         f"presets.{module}.{name}"
         for module in gradtx.presets.__all__

@@ -9,7 +9,7 @@ optimizer's: `weight_decay`, `clipvalue`, `global_clipnorm`. It returns a plain 
     gradtx.presets.keras.AdamW(learning_rate=1e-3, weight_decay=0.004, global_clipnorm=1.0)
 
 Keras's conventions in gradtx's blocks (the tests check each against Keras 3 with the JAX backend
-in float64, 30 steps of a three-leaf model):
+in float64, 32 steps of a three-leaf model):
 
     epsilon            Kingma & Ba's eps-hat in Adam, AdamW and AMSGrad, added to sqrt(v) before the
                        bias correction (`eps_hat=True`); inside the root in RMSprop and Adagrad

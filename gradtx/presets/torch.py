@@ -9,7 +9,7 @@ blocks, so `describe`, `lint`, `inject_hyperparams` and every contract of gradtx
     gradtx.presets.torch.Adam(lr=3e-4, weight_decay=0.1, decoupled_weight_decay=True)
 
 What each of torch's steps is in gradtx's blocks (the tests check every branch against torch.optim
-2.13 in float64 at rtol 1e-10, 30 steps of a three-leaf model):
+2.13 in float64 at rtol 1e-10, 32 steps of a three-leaf model):
 
     maximize=True                 scale(-1.0) first: torch negates the gradient before anything else
     weight_decay (coupled L2)     add_decayed_weights(wd) before the preconditioner: g <- g + wd p
@@ -109,8 +109,8 @@ def SGD(
         d = g + mu b  (nesterov),  d = b  (otherwise);     p <- p - lr d
 
     `chain(add_decayed_weights(wd), trace(mu, nesterov), scale_by_learning_rate(lr))`; dampening
-    scales g by 1 from the second step on (`scale_by_schedule` before the trace: torch's first
-    buffer is g itself), which `lint` counts as a second step size. As torch, nesterov needs
+    scales g by 1 - dampening from the second step on (`scale_by_schedule` before the trace: torch's
+    first buffer is g itself), which `lint` counts as a second step size. As torch, nesterov needs
     momentum > 0 and dampening = 0. Without momentum the chain is the learning rate alone.
 
     >>> from gradtx.presets import torch as pt
