@@ -17,8 +17,12 @@ name lives:
     microbatching.py a function of a large batch evaluated a microbatch at a time (microbatch, micro_grad)
                      sam, mechanize, split_real_and_imaginary
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
+    presets/         torch.optim's and Keras's optimizers with their names, defaults and numbers
+                     (`gradtx.presets.torch.Adam(lr=1e-3)`), and torch state_dict() conversion
     step.py, packing.py   the fast paths: make_step, pack / unpack
     sharding.py      restore targets and shardings of a state: abstract_state, state_shardings
+    convert.py       states across layouts: optax's and gradtx's (state_from_optax, state_to_optax), and
+                     a state carried over to params that gained or lost leaves (remap_state)
     memory/          states in fewer bytes (state_dtype, quantized_state), bfloat16 params trained
                      as if float32 (stochastic_rounding, kahan_summation), ZeRO (zero_shardings)
     testing.py       the conformance kit (`gradtx.testing.check_transformation`)
@@ -37,7 +41,7 @@ and the tools:
 Names, arguments and defaults are optax's wherever optax has the concept.
 """
 
-from gradtx import landscapes, microbatching, schedules, tree, viz
+from gradtx import landscapes, microbatching, presets, schedules, tree, viz
 from gradtx.base import (
     EmptyState,
     GradientTransformation,
@@ -66,6 +70,7 @@ from gradtx.combine import (
     partition,
     set_to_zero,
 )
+from gradtx.convert import RemapReport, remap_state, state_from_optax, state_to_optax
 from gradtx.describe import describe, state_nbytes
 from gradtx.gradcheck import check_grads
 from gradtx.lint import lint
@@ -127,15 +132,13 @@ from gradtx.transforms.adam import (
     ScaleByAmsgradState,
     adam,
     adamax,
-    adamaxw,
-    adamw,
     amsgrad,
     nadam,
-    nadamw,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
 from gradtx.transforms.averaging import AveragedParamsState, averaged_params, ema_params, swa_params
@@ -188,6 +191,7 @@ from gradtx.transforms.momentum import (
     trace,
 )
 from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
+from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.normalize import NormalizeState, normalize, normalize_by_update_norm
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
@@ -257,6 +261,9 @@ __all__ = [
     "GradientTransformation", "EmptyState", "Params", "Updates", "OptState", "Schedule",
     "ScalarOrSchedule", "identity", "stateless", "stateless_with_tree_map", "chain", "named_chain",
     "apply_updates", "incremental_update", "tree", "schedules", "abstract_state", "state_shardings",
+    # other frameworks' optimizers, exactly (gradtx.presets.torch, gradtx.presets.keras, with the
+    # torch state_dict conversions), optax's state layouts, and states for params that grow or shrink
+    "presets", "state_from_optax", "state_to_optax", "remap_state", "RemapReport",
     # fast paths
     "make_step", "pack", "unpack", "Packed",
     "masked", "MaskedNode", "partition", "multi_transform", "set_to_zero",
@@ -278,12 +285,14 @@ __all__ = [
     "add_noise",
     # Polyak averaging of the params (ema_params, swa_params) and the reader of the average
     "ema_params", "swa_params", "averaged_params", "AveragedParamsState",
+    "scale_by_nadam",
     # state
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
     "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState", "AddDecayedWeightsState",
     "FactoredState",
     "ScaleByLionState", "ScaleByRpropState", "ScaleByBeliefState", "ScaleByNovogradState", "AddNoiseState",
+    "ScaleByNadamState",
     "MaskedState", "PartitionState", "MultiTransformState", "ApplyIfFiniteState", "MultiStepsState",
     "InjectHyperparamsState", "LookaheadState",
     # optimizers

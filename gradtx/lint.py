@@ -153,6 +153,7 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_adam": PRECONDITIONER,
     "scale_by_amsgrad": PRECONDITIONER,
     "scale_by_adamax": PRECONDITIONER,
+    "scale_by_nadam": PRECONDITIONER,
     "scale_by_factored_rms": PRECONDITIONER,
     "scale_by_radam": PRECONDITIONER,
     "scale_by_belief": PRECONDITIONER,

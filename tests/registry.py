@@ -44,6 +44,15 @@ class Case:
         return self.extra_args(params, grads) if callable(self.extra_args) else self.extra_args
 
 
+def resolve(name: str) -> Any:
+    """The public object a case name stands for: `gradtx.adam` for "adam", `gradtx.presets.torch.Adam`
+    for "presets.torch.Adam"."""
+    obj: Any = gradtx
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def halve(updates: Any, params: Any) -> Any:
     """A module-level function for the `stateless` cases (module-level, so it pickles)."""
     return jax.tree.map(lambda u: u / 2, updates)
@@ -213,6 +222,11 @@ TRANSFORMS: tuple[Case, ...] = (
     # optax starts Yogi's m at initial_accumulator_value, gradtx (and the authors' code) at 0: both 0 here.
     Case("scale_by_yogi", lambda m: m.scale_by_yogi(initial_accumulator_value=0.0)),
     Case("scale_by_novograd", lambda m: m.scale_by_novograd()),
+    # torch's NAdam and Keras's Nadam (Dozat's momentum schedule); not in optax.
+    Case(
+        "scale_by_nadam", lambda m: m.scale_by_nadam(momentum_decay=0.1), optax=False,
+        sweep=lambda m, h: m.scale_by_nadam(b1=h), sweep_values=DECAYS,
+    ),
     Case("add_noise", lambda m: m.add_noise(0.01, 0.55, 0)),  # optax warns without a key
     # L-BFGS's direction needs no loss; lbfgs and the line searches do (EXTRA_ARGS).
     Case("scale_by_lbfgs", lambda m: m.scale_by_lbfgs(memory_size=3)),
@@ -370,6 +384,24 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep_values=LR),  # as scale_by_madgrad
     Case("acprop", lambda m: contrib(m).acprop(1e-2, weight_decay=1e-3), sweep=lambda m, h: m.acprop(h),
          sweep_values=LR),
+    # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
+    # blocks (torch's AMSGrad and RAdam eps, momentum before the learning rate; Keras's eps-hat, Adamax
+    # eps, decay outside the momentum); the other presets chain blocks as the optimizers above do.
+    # tests/test_presets_torch.py and test_presets_keras.py hold every preset to its framework.
+    Case(
+        "presets.torch.Adam",
+        lambda m: m.presets.torch.Adam(lr=1e-3, weight_decay=1e-2, amsgrad=True, decoupled_weight_decay=True),
+        optax=False, sweep=lambda m, h: m.presets.torch.Adam(lr=h, amsgrad=True), sweep_values=LR,
+    ),
+    Case("presets.torch.RAdam", lambda m: m.presets.torch.RAdam(lr=1e-3, weight_decay=1e-2), optax=False),
+    Case(
+        "presets.torch.RMSprop", lambda m: m.presets.torch.RMSprop(lr=1e-2, momentum=0.9, centered=True),
+        optax=False, sweep=lambda m, h: m.presets.torch.RMSprop(lr=h, momentum=0.9), sweep_values=LR,
+    ),
+    Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
+    Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
+    Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
+    Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -438,6 +470,9 @@ NOT_BUILDERS = frozenset(
         "GradientTransformationExtraArgs", "WrappedSchedule", "StatefulSchedule", "ApplyEvery",
         "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
         "Accumulator",
+        # the presets' package (its builders have cases named "presets.torch.Adam", ...) and the state
+        # conversions (gradtx/convert.py)
+        "presets", "state_from_optax", "state_to_optax", "remap_state", "RemapReport",
         # memory and scale (gradtx/memory/)
         "QuantizedArray", "stochastic_round", "zero_shardings",
         "asgd_averaged_params",  # issue 10 (optim): reads a state

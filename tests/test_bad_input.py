@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 import gradtx
-from tests.registry import EXTRA_ARGS, OWN_PARAMS, PER_EXAMPLE, SCHEDULES, TRANSFORMATION_CASES, Case
+from tests.registry import EXTRA_ARGS, OWN_PARAMS, PER_EXAMPLE, SCHEDULES, TRANSFORMATION_CASES, Case, resolve
 
 PARAMS = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3), "b": jnp.full((3,), 0.5, jnp.float32)}
 OTHER_SHAPES = {"w": jnp.ones((4, 5), jnp.float32), "b": jnp.ones((5,), jnp.float32)}
@@ -89,13 +89,18 @@ NAN_EXEMPT = {
 
 
 class _Recorder:
-    """Stands for the gradtx module in a registry case: records every call of a public builder."""
+    """Stands for the gradtx module in a registry case: records every call of a public builder (a
+    preset's as "presets.torch.Adam": the presets' modules are recorded through too)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple, dict]] = []
+    def __init__(self, module: Any = gradtx, prefix: str = "", calls: list | None = None) -> None:
+        self.module, self.prefix = module, prefix
+        self.calls: list[tuple[str, tuple, dict]] = [] if calls is None else calls
 
     def __getattr__(self, name: str) -> Any:
-        target = getattr(gradtx, name)
+        target = getattr(self.module, name)
+        if isinstance(target, type(gradtx)) and target.__name__.startswith("gradtx.presets"):
+            return _Recorder(target, f"{self.prefix}{name}.", self.calls)
+        name = f"{self.prefix}{name}"
         if not callable(target) or (isinstance(target, type) and name != "MultiSteps"):
             return target
 
@@ -228,7 +233,7 @@ def _builder(name: str) -> tuple[Any, Case, tuple, dict]:
         injected = gradtx.inject_hyperparams(getattr(gradtx, INJECTED[name]))
         return injected, Case(name, lambda m: None), args, kwargs
     case = BUILDER_CASES[name]
-    return getattr(gradtx, name), case, *_base_call(case)
+    return resolve(name), case, *_base_call(case)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDER_CASES) + sorted(INJECTED))

@@ -67,6 +67,7 @@ NO_SCHEDULE = {
     "scale_by_adam": "scale_by_adam's b1 is a number, as in optax",
     "scale_by_amsgrad": "scale_by_amsgrad's b1 is a number, as in optax",
     "scale_by_adamax": "scale_by_adamax's b1 is a number, as in optax",
+    "scale_by_nadam": "scale_by_nadam's b1 is a number: its momentum schedule mu_t is built in",
     "clip": "clip's max_delta is a number, as in optax",
     "clip_by_global_norm": "clip_by_global_norm's max_norm is a number, as in optax",
 }

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "examples" / "compare_optimizers.py"
 README = ROOT / "README.md"
-OPTIONAL = ("flax", "equinox")  # packages the README's integration examples need
+OPTIONAL = ("flax", "equinox", "torch")  # packages the README's integration examples need
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
 # optimizer, learning rate, final train loss, test accuracy, steps/s
 ROW = re.compile(r"^(\w+)\s+([0-9.e+-]+)\s+([0-9.e+-]+|nan|inf)\s+([0-9.]+)%\s+([0-9,]+)$")

@@ -178,7 +178,14 @@ def collect(gradtx: types.ModuleType) -> list[Page]:
             members = [m for m in module_members(obj) if id(getattr(obj, m)) not in documented]
             p = page(obj.__name__)
             for m in members:
-                child = entry(f"{name}.{m}", getattr(obj, m), obj.__name__, {})
+                value = getattr(obj, m)
+                if inspect.ismodule(value) and value.__name__.startswith(obj.__name__ + "."):
+                    # a subpackage's module (gradtx.presets.torch): a page of its own, with its members
+                    sub = page(value.__name__)
+                    for n in module_members(value):
+                        sub.entries.append(entry(f"{name}.{m}.{n}", getattr(value, n), value.__name__, {}))
+                    continue
+                child = entry(f"{name}.{m}", value, obj.__name__, {})
                 p.entries.append(child)
             continue
         page(e.module).entries.append(e)
@@ -192,7 +199,9 @@ def collect(gradtx: types.ModuleType) -> list[Page]:
         for m in module_members(mod):
             p.entries.append(entry(f"{info.name}.{m}", getattr(mod, m), module, {}))
     for p in pages.values():
-        p.entries.sort(key=lambda e: (e.kind in ("class", "data"), e.line))
+        # by kind, then those defined in the page's own module first (presets.torch's presets, then its
+        # state conversions), then in source order
+        p.entries.sort(key=lambda e: (e.kind in ("class", "data"), e.module != p.module, e.line))
     return sorted(pages.values(), key=lambda p: p.order)
 
 

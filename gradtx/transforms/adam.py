@@ -4,8 +4,11 @@
     scale_by_amsgrad   as Adam, dividing by the running maximum of v^          (Reddi et al., 2018)
     scale_by_adamax    as Adam, with v <- max(b2 v, |g| + eps) and u = m^ / v   (Kingma & Ba, Sec. 7.1)
 
-    adam, adamw (decoupled weight decay), nadam (Nesterov look-ahead), nadamw (both), adamax,
-    adamaxw (adamax with decoupled weight decay), amsgrad
+    eps_hat=True       eps is Kingma & Ba's eps-hat (end of Sec. 2), added to sqrt(v) before v's bias
+                       correction: u = m^ / (sqrt(v^) + eps / sqrt(1 - b2^t))  (Keras, torch's RAdam)
+
+    adam, nadam (Nesterov look-ahead), adamax, amsgrad; with decoupled weight decay (adamw, nadamw,
+    adamaxw) in adamw.py
 
 This file is the house pattern every transformation follows:
 
@@ -26,6 +29,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 from gradtx import tree
 from gradtx.base import (
     Count,
@@ -37,9 +43,17 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype, first_moment_dtype
+from gradtx.checks import (
+    LEARNING_RATE,
+    NONNEG,
+    UNIT,
+    arguments_of,
+    check,
+    check_dtype,
+    check_flag,
+    first_moment_dtype,
+)
 from gradtx.combine import chain
-from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
 
 
@@ -52,6 +66,22 @@ def corrected_first_moment(hp: Hyperparams, mu: Updates, g: Updates, t: Count) -
         m_next, g_hat = tree.bias_correction(m, hp.b1, next_count(t)), tree.bias_correction(g, hp.b1, t)
         return tree.lerp(m_next, g_hat, hp.b1, 1 - hp.b1)
     return tree.bias_correction(m, hp.b1, t)
+
+
+def eps_of(hp: Hyperparams, t: Count) -> Any:
+    """The eps added to sqrt(v^): eps, or with `hp.eps_hat` Kingma & Ba's eps-hat form eps / sqrt(1 - b2^t),
+    which is eps added to sqrt(v) before v's bias correction (a scalar in the widest float JAX has)."""
+    if not hp.eps_hat:
+        return hp.eps
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+    return jnp.asarray(hp.eps).astype(dtype) / jnp.sqrt(tree.one_minus_pow(hp.b2, t, dtype))
+
+
+def flag_or_none(builder: str, name: str, value: Any) -> bool | None:
+    """A switch added after the fact, off by default (eps_hat, max_then_correct, eps_outside_max):
+    stored as None when off, so that the repr of every transformation built without it stays as it
+    was (None arguments are not shown) and rebuilds an equal one. None, as stored, means False."""
+    return None if value is None else (True if check_flag(builder, name, value) else None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -80,7 +110,7 @@ def _update_adam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
     m_hat = corrected_first_moment(hp, mu, g, t)  # m^ = m / (1 - b1^t), or NAdam's look-ahead
     v_hat = tree.bias_correction(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
-    u = tree.div_sqrt(m_hat, v_hat, hp.eps, hp.eps_root)  # u = m^ / (sqrt(v^ + eps_root) + eps)
+    u = tree.div_sqrt(m_hat, v_hat, eps_of(hp, t), hp.eps_root)  # u = m^ / (sqrt(v^ + eps_root) + eps)
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
@@ -93,6 +123,7 @@ def scale_by_adam(
     *,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
+    eps_hat: bool = False,
 ) -> GradientTransformation:
     """Adam's preconditioner (Kingma & Ba, 2015): bias-corrected first moment over RMS.
 
@@ -103,7 +134,11 @@ def scale_by_adam(
 
     t counts updates from 1. `eps_root` > 0 keeps gradients through `update` finite where v = 0
     (meta-learning). `nesterov=True` gives NAdam (Dozat, 2016). Same as torch.optim.Adam with
-    lr = 1 (torch puts eps outside the root too).
+    lr = 1 (torch puts eps outside the root too). `eps_hat=True` makes eps the paper's eps-hat
+    (end of Sec. 2), added to sqrt(v) before the correction: u = m^ sqrt(1 - b2^t) / (sqrt(v +
+    eps_root) + eps), i.e. eps / sqrt(1 - b2^t) in place of eps above; that is Keras's Adam
+    (`gradtx.presets.keras.Adam`), whose epsilon matters 1 / sqrt(1 - b2) = 32x more at t = 1.
+    (eps_hat=None means False: the switch is stored so when off, and the repr omits it.)
 
     >>> import gradtx
     >>> gradtx.scale_by_adam(b2=0.99)
@@ -114,6 +149,7 @@ def scale_by_adam(
     return transformation(
         "scale_by_adam", _init_adam, _update_adam,
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, accumulator_dtype=dtype, nesterov=nesterov,
+        eps_hat=flag_or_none("scale_by_adam", "eps_hat", eps_hat),
     )  # fmt: skip
 
 
@@ -145,9 +181,14 @@ def _update_amsgrad(hp: Hyperparams, g, state: ScaleByAmsgradState, params=None)
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
     m = tree.compute_like(mu, g)  # as in Adam
     m_hat = tree.bias_correction(m, hp.b1, t) if hp.bias_correction_mu else m  # m^ = m / (1 - b1^t)
-    v_hat = tree.bias_correction(nu, hp.b2, t) if hp.bias_correction_nu else nu  # v^ = v / (1 - b2^t)
-    nu_max = tree.maximum(state.nu_max, v_hat)  # v_max <- max(v_max, v^)
-    u = tree.div_sqrt(m_hat, nu_max, hp.eps, hp.eps_root)  # u = m^ / (sqrt(v_max + eps_root) + eps)
+    correct = lambda v: tree.bias_correction(v, hp.b2, t) if hp.bias_correction_nu else v  # v / (1 - b2^t)
+    if hp.max_then_correct:
+        nu_max = tree.maximum(state.nu_max, nu)  # v_max <- max(v_max, v)
+        denominator = correct(nu_max)  # v_max^ = v_max / (1 - b2^t)
+    else:
+        nu_max = tree.maximum(state.nu_max, correct(nu))  # v_max <- max(v_max, v^)
+        denominator = nu_max
+    u = tree.div_sqrt(m_hat, denominator, eps_of(hp, t), hp.eps_root)  # u = m^ / (sqrt(v_max(^) + eps_root) + eps)
     return tree.cast_like(u, g), ScaleByAmsgradState(count=t, mu=mu, nu=nu, nu_max=nu_max)
 
 
@@ -161,6 +202,8 @@ def scale_by_amsgrad(
     bias_correction_nu: bool = True,
     *,
     accumulator_dtype: Any = None,
+    max_then_correct: bool = False,
+    eps_hat: bool = False,
 ) -> GradientTransformation:
     """AMSGrad's preconditioner (Reddi et al., 2018): Adam whose denominator never decreases.
 
@@ -171,11 +214,11 @@ def scale_by_amsgrad(
         u  = m^ / (sqrt(v_max + eps_root) + eps)
 
     The paper corrects neither moment (`bias_correction_mu=False, bias_correction_nu=False`).
-    torch.optim.Adam(amsgrad=True) keeps the max of the *raw* v and corrects it afterwards:
-    u = m^ / (sqrt(max_s v_s / (1 - b2^t)) + eps). No setting here gives that for eps > 0: the max
-    of v^_s = v_s / (1 - b2^s) weighs early steps more than torch's common factor 1 / (1 - b2^t),
-    and torch adds eps after its correction. With eps = eps_root = 0, torch's update is
-    `scale_by_amsgrad(eps=0, bias_correction_nu=False)` times sqrt(1 - b2^t) (the tests check it).
+    `max_then_correct=True` keeps the max of the *raw* v and corrects it afterwards, as
+    torch.optim.Adam(amsgrad=True) and Keras do: v_max <- max(v_max, v), u = m^ / (sqrt(v_max /
+    (1 - b2^t) + eps_root) + eps). The two differ: the max of v^_s = v_s / (1 - b2^s) weighs early
+    steps more than the common factor 1 / (1 - b2^t). `eps_hat=True` adds eps before v's
+    correction, as `scale_by_adam`'s (Keras's AMSGrad is both switches). None means False for both.
 
     >>> import gradtx
     >>> gradtx.scale_by_amsgrad(b2=0.99)
@@ -187,6 +230,8 @@ def scale_by_amsgrad(
         "scale_by_amsgrad", _init_amsgrad, _update_amsgrad,
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, accumulator_dtype=dtype,
         bias_correction_mu=bias_correction_mu, bias_correction_nu=bias_correction_nu,
+        max_then_correct=flag_or_none("scale_by_amsgrad", "max_then_correct", max_then_correct),
+        eps_hat=flag_or_none("scale_by_amsgrad", "eps_hat", eps_hat),
     )  # fmt: skip
 
 
@@ -205,14 +250,23 @@ def _init_adamax(hp: Hyperparams, params) -> ScaleByAdamState:
 def _update_adamax(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t = next_count(state.count)
     mu = tree.ema(state.mu, g, hp.b1)  # m <- b1 m + (1 - b1) g
-    nu = tree.update_infinity_moment(g, state.nu, hp.b2, hp.eps)  # nu <- max(b2 nu, |g| + eps)
     m_hat = tree.bias_correction(tree.compute_like(mu, g), hp.b1, t)  # m^ = m / (1 - b1^t), as in Adam
-    u = tree.div(m_hat, nu)  # u = m^ / nu
+    if hp.eps_outside_max:
+        nu = tree.update_infinity_moment(g, state.nu, hp.b2)  # nu <- max(b2 nu, |g|)
+        u = tree.div(m_hat, nu, hp.eps)  # u = m^ / (nu + eps)
+    else:
+        nu = tree.update_infinity_moment(g, state.nu, hp.b2, hp.eps)  # nu <- max(b2 nu, |g| + eps)
+        u = tree.div(m_hat, nu)  # u = m^ / nu
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
 def scale_by_adamax(
-    b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, *, accumulator_dtype: Any = None
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    accumulator_dtype: Any = None,
+    eps_outside_max: bool = False,
 ) -> GradientTransformation:
     """Adamax's preconditioner (Kingma & Ba, 2015, Sec. 7.1): Adam with an infinity norm for v.
 
@@ -222,8 +276,10 @@ def scale_by_adamax(
         u  = m^ / nu
 
     The paper has no eps; like optax and torch.optim.Adamax (which this matches exactly, with
-    lr = 1), gradtx adds it inside the max, so nu > 0 from the first step. `accumulator_dtype`
-    sets mu's dtype.
+    lr = 1), gradtx adds it inside the max, so nu > 0 from the first step. `eps_outside_max=True`
+    adds it to the max instead, nu <- max(b2 nu, |g|), u = m^ / (nu + eps): Keras's Adamax
+    (None means False).
+    `accumulator_dtype` sets mu's dtype.
 
     >>> import gradtx
     >>> gradtx.scale_by_adamax()
@@ -231,9 +287,11 @@ def scale_by_adamax(
     """
     check("scale_by_adamax", b1=(b1, UNIT), b2=(b2, UNIT), eps=(eps, NONNEG))
     dtype = check_dtype("scale_by_adamax", "accumulator_dtype", accumulator_dtype)
+    outside = flag_or_none("scale_by_adamax", "eps_outside_max", eps_outside_max)
     return transformation(
-        "scale_by_adamax", _init_adamax, _update_adamax, b1=b1, b2=b2, eps=eps, accumulator_dtype=dtype
-    )
+        "scale_by_adamax", _init_adamax, _update_adamax,
+        b1=b1, b2=b2, eps=eps, accumulator_dtype=dtype, eps_outside_max=outside,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -269,41 +327,6 @@ def adam(
         )
 
 
-def adamw(
-    learning_rate: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Any = None,
-    weight_decay: ScalarOrSchedule = 1e-4,
-    mask: Any = None,
-    *,
-    nesterov: bool = False,
-    accumulator_dtype: Any = None,
-) -> GradientTransformation:
-    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
-
-    `chain(scale_by_adam(...), add_decayed_weights(weight_decay, mask), scale_by_learning_rate(lr))`:
-    the decay is added after the preconditioner and before the learning rate, so
-    W <- W - eta (u + lambda W), with u Adam's update. Matches torch.optim.AdamW(lr, betas, eps,
-    weight_decay) (torch's default weight_decay is 1e-2, optax's and gradtx's 1e-4). `mask`
-    selects the leaves that decay (see `add_decayed_weights`).
-
-    >>> import gradtx
-    >>> gradtx.adamw(1e-3)
-    chain(scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, nesterov=False),
-          add_decayed_weights(weight_decay=0.0001), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
-    """
-    check("adamw", learning_rate=(learning_rate, LEARNING_RATE))
-    with arguments_of("adamw"):
-        return chain(
-            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-            add_decayed_weights(weight_decay, mask),
-            scale_by_learning_rate(learning_rate),
-        )
-
-
 def nadam(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -333,40 +356,6 @@ def nadam(
         )
 
 
-def nadamw(
-    learning_rate: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Any = None,
-    weight_decay: ScalarOrSchedule = 1e-4,
-    mask: Any = None,
-    *,
-    nesterov: bool = True,
-    accumulator_dtype: Any = None,
-) -> GradientTransformation:
-    """NAdamW: AdamW with Dozat's Nesterov look-ahead, `adamw(..., nesterov=True)` as in optax.
-
-    `chain(scale_by_adam(..., nesterov=True), add_decayed_weights(weight_decay, mask),
-    scale_by_learning_rate(lr))`: W <- W - eta (u + lambda W) with u NAdam's update (see
-    `scale_by_adam`, `adamw`). The AlgoPerf baseline. torch.optim.NAdam(decoupled_weight_decay=True)
-    also decays b1 over the steps (momentum_decay), which neither optax nor gradtx does.
-
-    >>> import gradtx
-    >>> gradtx.nadamw(1e-3)
-    chain(scale_by_adam(b1=0.9, b2=0.999, eps=1e-08, eps_root=0.0, nesterov=True),
-          add_decayed_weights(weight_decay=0.0001), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
-    """
-    check("nadamw", learning_rate=(learning_rate, LEARNING_RATE))
-    with arguments_of("nadamw"):
-        return chain(
-            scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, accumulator_dtype=accumulator_dtype),
-            add_decayed_weights(weight_decay, mask),
-            scale_by_learning_rate(learning_rate),
-        )
-
-
 def adamax(
     learning_rate: ScalarOrSchedule,
     b1: float = 0.9,
@@ -388,36 +377,6 @@ def adamax(
     with arguments_of("adamax"):
         return chain(
             scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
-            scale_by_learning_rate(learning_rate),
-        )
-
-
-def adamaxw(
-    learning_rate: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    weight_decay: ScalarOrSchedule = 1e-4,
-    mask: Any = None,
-    *,
-    accumulator_dtype: Any = None,
-) -> GradientTransformation:
-    """AdamaxW: Adamax with decoupled weight decay (Loshchilov & Hutter, 2019), as in optax.
-
-    `chain(scale_by_adamax(b1, b2, eps), add_decayed_weights(weight_decay, mask),
-    scale_by_learning_rate(lr))`: W <- W - eta (u + lambda W) with u Adamax's update (see
-    `scale_by_adamax`); the decay is multiplied by the learning rate, as in torch and optax.
-
-    >>> import gradtx
-    >>> gradtx.adamaxw(2e-3)
-    chain(scale_by_adamax(b1=0.9, b2=0.999, eps=1e-08), add_decayed_weights(weight_decay=0.0001),
-          scale_by_learning_rate(learning_rate=0.002, flip_sign=True))
-    """
-    check("adamaxw", learning_rate=(learning_rate, LEARNING_RATE))
-    with arguments_of("adamaxw"):
-        return chain(
-            scale_by_adamax(b1, b2, eps, accumulator_dtype=accumulator_dtype),
-            add_decayed_weights(weight_decay, mask),
             scale_by_learning_rate(learning_rate),
         )
 
@@ -459,11 +418,8 @@ __all__ = [
     "ScaleByAmsgradState",
     "adam",
     "adamax",
-    "adamaxw",
-    "adamw",
     "amsgrad",
     "nadam",
-    "nadamw",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",

@@ -23,7 +23,7 @@ from gradtx.base import (
 )
 from gradtx.checks import LEARNING_RATE, NONNEG, UNIT, arguments_of, check, check_dtype
 from gradtx.combine import chain
-from gradtx.transforms.adam import ScaleByAdamState, corrected_first_moment
+from gradtx.transforms.adam import ScaleByAdamState, corrected_first_moment, eps_of, flag_or_none
 from gradtx.transforms.scaling import scale_by_learning_rate
 
 
@@ -70,7 +70,7 @@ def _update_radam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     nu = tree.ema(state.nu, tree.abs_sq(g), hp.b2)  # v <- b2 v + (1 - b2) g^2
     m_hat = corrected_first_moment(hp, mu, g, t)  # m^ = m / (1 - b1^t), or NAdam's look-ahead
     v_hat = tree.bias_correction(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
-    adapted = tree.div_sqrt(m_hat, v_hat, hp.eps, hp.eps_root)  # m^ / (sqrt(v^ + eps_root) + eps)
+    adapted = tree.div_sqrt(m_hat, v_hat, eps_of(hp, t), hp.eps_root)  # m^ / (sqrt(v^ + eps_root) + eps)
     tractable, r = _rectification(hp, t)  # rho_t >= threshold, r_t
     u = jax.tree.map(lambda a, m: _rectify(tractable, r, a, m), adapted, m_hat)  # r_t (...) if tractable, else m^
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
@@ -85,6 +85,7 @@ def scale_by_radam(
     *,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
+    eps_hat: bool = False,
 ) -> GradientTransformation:
     """Rectified Adam's preconditioner (Liu et al., 2020): Adam once its variance is tractable.
 
@@ -98,9 +99,10 @@ def scale_by_radam(
     rho_t is the length of the simple moving average that v approximates; for b2 = 0.999 it reaches
     5 at t = 6, so the first five updates are m^. The paper uses rho_t > 4 (where r_t is real);
     optax and the authors' code use a threshold of 5, and so does gradtx (threshold must be >= 4).
-    `nesterov=True` uses NAdam's m^ (see `scale_by_adam`). torch.optim.RAdam puts eps outside the
-    bias correction, u = r_t m^ sqrt(1 - b2^t) / (sqrt(v) + eps), and tests rho_t > 5: with
-    eps = eps_root = 0 the two are the same (tests/test_optimizers_torch.py checks it).
+    `nesterov=True` uses NAdam's m^ (see `scale_by_adam`). torch.optim.RAdam adds eps to sqrt(v)
+    before the bias correction, u = r_t m^ sqrt(1 - b2^t) / (sqrt(v) + eps): that is
+    `eps_hat=True` (eps / sqrt(1 - b2^t) in place of eps above; None means False). torch tests rho_t > 5, gradtx
+    rho_t >= threshold; rho_t is never exactly 5 for a b2 in use (`gradtx.presets.torch.RAdam`).
 
     >>> import gradtx
     >>> gradtx.scale_by_radam()
@@ -114,6 +116,7 @@ def scale_by_radam(
     return transformation(
         "scale_by_radam", _init_adam_like, _update_radam,
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, threshold=threshold, nesterov=nesterov, accumulator_dtype=dtype,
+        eps_hat=flag_or_none("scale_by_radam", "eps_hat", eps_hat),
     )  # fmt: skip
 
 
@@ -135,7 +138,8 @@ def radam(
     """RAdam (Liu et al., 2020): `chain(scale_by_radam(...), scale_by_learning_rate(lr))`.
 
     See `scale_by_radam`. torch.optim.RAdam(lr, betas=(b1, b2), eps=0) is `radam(lr, b1, b2, eps=0)`;
-    for eps > 0 torch adds eps to sqrt(v) before its bias correction, gradtx (and optax) after.
+    for eps > 0 torch adds eps to sqrt(v) before its bias correction, gradtx (and optax) after:
+    `gradtx.presets.torch.RAdam` gives torch's numbers (`scale_by_radam(eps_hat=True)`).
 
     >>> import gradtx
     >>> gradtx.radam(1e-3)
