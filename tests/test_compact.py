@@ -192,7 +192,8 @@ def test_decoded_view_is_float64_in_a_float64_run():
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: gradtx.quantized_state(gradtx.adam(1e-3), bits=3), "bits must be 8 or 4, got 3"),
+        (lambda: gradtx.quantized_state(gradtx.adam(1e-3), bits=3), r"bits must be in \[4, 8\], got 3"),
+        (lambda: gradtx.quantized_state(gradtx.adam(1e-3), bits=5), "bits must be 8 or 4, got 5"),
         (lambda: gradtx.quantized_state(gradtx.adam(1e-3), bits=4, block_size=5), "block_size must be even"),
         (lambda: gradtx.quantized_state(gradtx.adam(1e-3), bits=4, fp8=True), "fp8 codes are 8 bits"),
         (lambda: gradtx.quantized_state(gradtx.adam(1e-3), block_size=0), r"block_size must be in \[1, inf\), got 0"),

@@ -82,6 +82,20 @@ QUADRATIC = {
     "optimistic_adam_v2": (gradtx.optimistic_adam_v2(0.01), 3_000),
     "asgd": (gradtx.asgd(0.009), 3_000),
     "ftrl": (gradtx.ftrl(0.5), 3_000),
+    # issue 10 (optax.contrib): the learning-rate-free ones with their defaults
+    "acprop": (gradtx.acprop(0.05), 3_000),
+    "cocob": (gradtx.cocob(), 3_000),
+    "dog": (gradtx.dog(1.0), 10_000),  # its step grows from reps_rel: slow to start on a quadratic
+    "dowg": (gradtx.dowg(1.0), 3_000),
+    "madgrad": (gradtx.madgrad(0.01), 3_000),
+    # the presets (their frameworks' defaults but the learning rate)
+    "presets.torch.Adam": (gradtx.presets.torch.Adam(0.05), 3_000),
+    "presets.torch.RAdam": (gradtx.presets.torch.RAdam(0.05), 3_000),
+    "presets.torch.RMSprop": (gradtx.presets.torch.RMSprop(0.01), 3_000),
+    "presets.keras.SGD": (gradtx.presets.keras.SGD(0.009), 3_000),
+    "presets.keras.Adam": (gradtx.presets.keras.Adam(0.05), 3_000),
+    "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
+    "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -103,6 +117,11 @@ ROSENBROCK = {
     "fromage": (gradtx.fromage(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
     "optimistic_gradient_descent": (gradtx.optimistic_gradient_descent(5e-4), 30_000),
     "asgd": (gradtx.asgd(0.001), 30_000),
+    "acprop": (gradtx.acprop(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "cocob": (gradtx.cocob(), 40_000),
+    "dog": (gradtx.dog(1.0), 20_000),
+    "presets.torch.RAdam": (gradtx.presets.torch.RAdam(1e-3), 20_000),  # as radam
+    "presets.keras.SGD": (gradtx.presets.keras.SGD(0.001), 30_000),  # as sgd
 }
 
 

@@ -66,6 +66,12 @@ def test_help(name: str) -> None:
         assert option in result.stdout, result.stdout
 
 
+def test_the_data_module_has_help_and_describes_the_data() -> None:
+    assert "--seed" in run_example("digits", "--help").stdout
+    out = run_example("digits").stdout
+    assert "train: 1437 images of 64 pixels; test: 360" in out, out
+
+
 # ---------------------------------------------------------------------------------------------------
 # flax and equinox
 

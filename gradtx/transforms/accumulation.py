@@ -43,7 +43,7 @@ def apply_every(k: int = 1) -> GradientTransformation:
 
         c = step mod k
         a <- g + a   (c > 0),    a <- g   (c = 0)
-        u  = a       (c = k - 1),  u = 0 otherwise
+        u  = a       (c = k - 1),  u = 0   (c < k - 1)
 
     Gradient accumulation inside a chain: `chain(apply_every(4), sgd(lr))` steps with the sum of
     4 gradients every 4th step. Unlike `MultiSteps`, the members before it run every step (a

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from gradtx import tree
@@ -347,7 +348,8 @@ def sgd(
     chain(trace(decay=0.9, nesterov=False, dampening=0.1), scale_by_learning_rate(learning_rate=0.1, flip_sign=True))
     """
     check("sgd", learning_rate=(learning_rate, LEARNING_RATE), dampening=(dampening, FRACTION))
-    if not is_zero(normalize(dampening)) and (momentum is None or is_zero(normalize(momentum))):
+    traced = any(isinstance(x, jax.core.Tracer) for x in (dampening, momentum))  # inject_hyperparams: unknown here
+    if not traced and not is_zero(normalize(dampening)) and (momentum is None or is_zero(normalize(momentum))):
         raise ArgumentValueError(
             "sgd", "dampening",
             f"damps the momentum's trace, and there is none (momentum={momentum!r}), got {dampening!r}:"

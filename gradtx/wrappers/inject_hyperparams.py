@@ -193,7 +193,7 @@ def inject_hyperparams(
     >>> state = tx.init({"w": 1.0})
     >>> state.hyperparams["learning_rate"] = 0.01  # the next step uses 0.01
     >>> tx
-    inject_hyperparams(sgd)(learning_rate=0.1, nesterov=False)
+    inject_hyperparams(sgd)(learning_rate=0.1, nesterov=False, dampening=0.0)
     """
     return _Injector(_build_injected, _injector("inject_hyperparams", inner_factory, static_args, hyperparam_dtype))
 
