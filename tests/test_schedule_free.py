@@ -245,6 +245,22 @@ def test_multi_steps_of_schedule_free_is_schedule_free_on_the_mean_gradient(stat
     assert jax.tree.leaves(s_multi.inner_opt_state.z)[0].dtype == (state_dtype or jnp.float64)
 
 
+def test_multi_steps_with_bfloat16_params_and_state_keeps_its_dtypes():
+    """optax issue #1038's setting: bfloat16 params, state_dtype bfloat16, a warmup, inside MultiSteps."""
+    lr = gradtx.warmup_constant_schedule(0.0, 1e-2, 4)
+    tx = gradtx.MultiSteps(gradtx.schedule_free(gradtx.adamw(lr, b1=0.0), lr, state_dtype=jnp.bfloat16), 2)
+    params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), PARAMS)
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for k in range(6):
+        grads = jax.tree.map(lambda g: g.astype(jnp.bfloat16), NOISE[k])
+        updates, new_state = step(grads, state, params)
+        assert jax.tree.map(jnp.result_type, updates) == jax.tree.map(jnp.result_type, params)
+        assert jax.tree.map(jnp.result_type, new_state) == jax.tree.map(jnp.result_type, state)
+        params, state = gradtx.apply_updates(params, updates), new_state
+    assert float(jnp.abs(params["w"].astype(jnp.float64) - PARAMS["w"]).max()) > 0
+
+
 def test_eval_params_find_the_state_inside_chains_and_refuse_others():
     tx = gradtx.chain(gradtx.clip_by_global_norm(1.0), gradtx.schedule_free_sgd(0.1))
     state = tx.init(PARAMS)

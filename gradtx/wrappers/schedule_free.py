@@ -1,4 +1,5 @@
-"""Schedule-free learning: no decaying schedule, an average of the iterates instead (Defazio et al., 2024).
+"""Schedule-free learning: no decaying schedule, an average of the iterates instead (Defazio et al., 2024,
+"The Road Less Scheduled", arXiv:2405.15682).
 
     y_t     = (1 - b1) z_t + b1 x_t                    (the params: gradients are taken here)
     z_{t+1} = z_t + base(g(y_t))                       (the base optimizer's step, e.g. -lr g)
@@ -189,7 +190,7 @@ def schedule_free(
     less); give both the same number or schedule. b1 = 1 is primal averaging (y = x).
 
     Evaluate at x, not at the params: `schedule_free_eval_params(state, params)`. In a training
-    loop::
+    loop:
 
         state = tx.init(params)
         for batch in batches:
@@ -207,13 +208,21 @@ def schedule_free(
       authors' code). optax.contrib 0.2.8 reads it at step_count, one count ahead, so its first
       update weighs with lr(1) while its base optimizer steps with lr(0) (optax PR #1744).
       `schedule_at_next_count=True` gives optax's numbers; with a constant learning rate the two agree.
+    - the update is formed with x substituted, u = (1 - b1 (1 - c)) (z_{t+1} - z_t) + c (z_t - y_t),
+      the authors' in-place form: no division by b1, and exactly 0 for zero gradients from the
+      start (optax forms x and y and subtracts; the two agree to rounding).
     - `r` > 0 is the authors' polynomial weighting (their `r`; optax has none).
     - `state_dtype` (alias `accumulator_dtype`) is z's dtype; the scalars are kept in the params'
       widest compute dtype (optax: their narrowest, so b1 = 0.9 is rounded in bfloat16).
     - inside `MultiSteps`, the inner update runs only at the k-th gradient, on the params the k
       microbatches saw, so MultiSteps(schedule_free(...), k) is schedule-free on the mean of k
-      gradients (optax issue #1038: optax's MultiSteps ran into a dtype mismatch between the two
-      branches of its step; gradtx's state keeps its dtypes).
+      gradients (optax issue #1038: for bfloat16 params optax's update came back in float32, and
+      MultiSteps' two branches differed in dtype; gradtx's update has the gradients' dtype and its
+      state keeps its dtypes).
+
+    References: Defazio, Yang, Mehta, Mishchenko, Khaled and Cutkosky, "The Road Less Scheduled",
+    NeurIPS 2024 (arXiv:2405.15682); the authors' code, `schedulefree` (facebookresearch/schedule_free),
+    whose AdamWScheduleFree and SGDScheduleFree tests/test_schedule_free.py holds these to.
 
     >>> import gradtx
     >>> gradtx.schedule_free(gradtx.sgd(1.0), 1.0)
@@ -360,9 +369,9 @@ def schedule_free_eval_params(state: OptState, params: Params) -> Params:
 
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.schedule_free_sgd(0.1)
-    >>> params = {"w": jnp.ones(2)}
+    >>> params = {"w": jnp.ones(2, jnp.float32)}
     >>> state = tx.init(params)
-    >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+    >>> updates, state = tx.update({"w": jnp.ones(2, jnp.float32)}, state, params)
     >>> params = gradtx.apply_updates(params, updates)
     >>> gradtx.schedule_free_eval_params(state, params)["w"]
     Array([0.9, 0.9], dtype=float32)
