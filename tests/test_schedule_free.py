@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -94,53 +96,45 @@ def torch_run(make, closure: bool = False) -> tuple[list, list]:
     return [unflatten(y) for y in ys], [unflatten(x) for x in xs]
 
 
-# name: (gradtx's optimizer, the authors' class, its arguments)
+# gradtx's optimizers, and the authors' arguments that give their numbers: their warmup_steps=W is
+# the schedule lr (k + 1) / W = linear_schedule(lr / W, lr, W - 1), their r is r.
+OURS = {
+    "adamw": lambda: gradtx.schedule_free_adamw(gradtx.linear_schedule(0.01, 0.05, 4), b1=0.8, b2=0.99, eps=1e-6,
+                                                weight_decay=0.01),
+    "adamw-r": lambda: gradtx.schedule_free_adamw(0.02, b1=0.9, weight_lr_power=1.0, r=1.0),
+    "sgd": lambda: gradtx.schedule_free_sgd(gradtx.linear_schedule(0.2 / 3, 0.2, 2), b1=0.8, weight_decay=0.01),
+    "sgd-r": lambda: gradtx.schedule_free_sgd(0.1, r=2.0),
+}  # fmt: skip
+
+
+@functools.cache
+def ours(name: str) -> tuple:
+    return gradtx_run(OURS[name]())
+
+
 ADAMW = dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01, warmup_steps=5)
 SGD = dict(lr=0.2, momentum=0.8, weight_decay=0.01, warmup_steps=3)
-AUTHORS = {
-    "AdamWScheduleFree": (
-        lambda: gradtx.schedule_free_adamw(gradtx.linear_schedule(0.01, 0.05, 4), b1=0.8, b2=0.99, eps=1e-6,
-                                           weight_decay=0.01),
-        "AdamWScheduleFree", dict(ADAMW, foreach=False),
-    ),
-    "AdamWScheduleFree-foreach": (
-        lambda: gradtx.schedule_free_adamw(gradtx.linear_schedule(0.01, 0.05, 4), b1=0.8, b2=0.99, eps=1e-6,
-                                           weight_decay=0.01),
-        "AdamWScheduleFree", dict(ADAMW, foreach=True),
-    ),
-    "AdamWScheduleFree-r": (
-        lambda: gradtx.schedule_free_adamw(0.02, b1=0.9, weight_lr_power=1.0, r=1.0),
-        "AdamWScheduleFree", dict(lr=0.02, r=1.0, weight_lr_power=1.0, foreach=False),
-    ),
-    "AdamWScheduleFreeReference": (
-        lambda: gradtx.schedule_free_adamw(gradtx.linear_schedule(0.01, 0.05, 4), b1=0.8, b2=0.99, eps=1e-6,
-                                           weight_decay=0.01),
-        "AdamWScheduleFreeReference", ADAMW,
-    ),
-    "SGDScheduleFree": (
-        lambda: gradtx.schedule_free_sgd(gradtx.linear_schedule(0.2 / 3, 0.2, 2), b1=0.8, weight_decay=0.01),
-        "SGDScheduleFree", dict(SGD, foreach=False),
-    ),
-    "SGDScheduleFreeReference": (
-        lambda: gradtx.schedule_free_sgd(gradtx.linear_schedule(0.2 / 3, 0.2, 2), b1=0.8, weight_decay=0.01),
-        "SGDScheduleFreeReference", SGD,
-    ),
-    "SGDScheduleFree-r": (
-        lambda: gradtx.schedule_free_sgd(0.1, r=2.0), "SGDScheduleFree", dict(lr=0.1, r=2.0, foreach=False),
-    ),
+AUTHORS = {  # name: (gradtx's, the authors' class, its arguments)
+    "AdamWScheduleFree": ("adamw", "AdamWScheduleFree", dict(ADAMW, foreach=False)),
+    "AdamWScheduleFree-foreach": ("adamw", "AdamWScheduleFree", dict(ADAMW, foreach=True)),
+    "AdamWScheduleFree-r": ("adamw-r", "AdamWScheduleFree", dict(lr=0.02, r=1.0, weight_lr_power=1.0, foreach=False)),
+    "AdamWScheduleFreeReference": ("adamw", "AdamWScheduleFreeReference", ADAMW),
+    "SGDScheduleFree": ("sgd", "SGDScheduleFree", dict(SGD, foreach=False)),
+    "SGDScheduleFreeReference": ("sgd", "SGDScheduleFreeReference", SGD),
+    "SGDScheduleFree-r": ("sgd-r", "SGDScheduleFree", dict(lr=0.1, r=2.0, foreach=False)),
 }  # fmt: skip
 CLOSURES = {
-    "AdamWScheduleFreeClosure": (AUTHORS["AdamWScheduleFree"][0], "AdamWScheduleFreeClosure", ADAMW),
-    "SGDScheduleFreeClosure": (AUTHORS["SGDScheduleFree"][0], "SGDScheduleFreeClosure", SGD),
+    "AdamWScheduleFreeClosure": ("adamw", "AdamWScheduleFreeClosure", ADAMW),
+    "SGDScheduleFreeClosure": ("sgd", "SGDScheduleFreeClosure", SGD),
 }
 
 
 @pytest.mark.parametrize("name", list(AUTHORS))
 def test_the_authors_package_in_float64_train_and_eval(name):
     schedulefree = pytest.importorskip("schedulefree")
-    make, cls, kwargs = AUTHORS[name]
+    config, cls, kwargs = AUTHORS[name]
     theirs_y, theirs_x = torch_run(lambda t: getattr(schedulefree, cls)(t, **kwargs))
-    ours_y, ours_x, _ = gradtx_run(make())
+    ours_y, ours_x, _ = ours(config)
     assert_trees_all_close(ours_y, theirs_y, rtol=1e-10, atol=1e-14, what=f"{name} y")
     assert_trees_all_close(ours_x, theirs_x, rtol=1e-10, atol=1e-14, what=f"{name} x (eval)")
     assert float(jnp.abs(ours_y[-1]["w"] - PARAMS["w"]).max()) > 0.1, "the params must move"
@@ -149,9 +143,9 @@ def test_the_authors_package_in_float64_train_and_eval(name):
 @pytest.mark.parametrize("name", list(CLOSURES))
 def test_the_authors_closure_versions_hold_the_eval_params(name):
     schedulefree = pytest.importorskip("schedulefree")
-    make, cls, kwargs = CLOSURES[name]
+    config, cls, kwargs = CLOSURES[name]
     _, theirs_x = torch_run(lambda t: getattr(schedulefree, cls)(t, **kwargs), closure=True)
-    assert_trees_all_close(gradtx_run(make())[1], theirs_x, rtol=1e-10, atol=1e-14, what=name)
+    assert_trees_all_close(ours(config)[1], theirs_x, rtol=1e-10, atol=1e-14, what=name)
 
 
 def warmup64(count: jax.Array) -> jax.Array:
@@ -168,12 +162,12 @@ OPTAX = {
 
 @pytest.mark.parametrize("name", list(OPTAX))
 def test_optax_with_a_schedule_at_next_count_values_and_state(name):
-    def ours(m, c):
+    def at_next_count(m, c):
         tx = OPTAX[name](m, c)
         hp = tx.hyperparams  # the same optimizer, reading the schedule one count ahead as optax does
         return gradtx.schedule_free(*hp.args, **{**hp.kwargs, "schedule_at_next_count": True})
 
-    ours_y, ours_x, ours_state = gradtx_run(ours(gradtx, gradtx))
+    ours_y, ours_x, ours_state = gradtx_run(at_next_count(gradtx, gradtx))
     tx = OPTAX[name](optax, optax.contrib)
 
     @jax.jit
@@ -211,7 +205,7 @@ def test_the_first_update_uses_the_schedules_step_zero_value():
 
 @pytest.mark.parametrize("state_dtype", [None, jnp.bfloat16])
 def test_multi_steps_of_schedule_free_is_schedule_free_on_the_mean_gradient(state_dtype):
-    k, outer = 3, 8
+    k, outer = 3, 5
     params = tj.model(jnp.float32 if state_dtype else jnp.float64)
     make = lambda: gradtx.schedule_free_adamw(gradtx.linear_schedule(0.02, 0.1, 3), weight_decay=0.01,
                                               state_dtype=state_dtype)  # fmt: skip
