@@ -15,7 +15,7 @@ name lives:
                      inject_hyperparams, lookahead, rollback (back to the last good params),
                      conditionally_*, freeze, flatten, monitor, ...; wrappers/README.md lists them
     microbatching.py a function of a large batch evaluated a microbatch at a time (microbatch, micro_grad)
-                     sam, mechanize, split_real_and_imaginary
+                     sam, mechanize, split_real_and_imaginary, schedule_free
     schedules/       learning-rate and momentum schedules (`gradtx.schedules`)
     presets/         torch.optim's and Keras's optimizers with their names, defaults and numbers
                      (`gradtx.presets.torch.Adam(lr=1e-3)`), and torch state_dict() conversion
@@ -253,6 +253,13 @@ from gradtx.wrappers import (
     split_real_and_imaginary,
     with_extra_args_support,
 )
+from gradtx.wrappers.schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+)
 
 __version__ = "0.1.0"
 
@@ -343,4 +350,6 @@ __all__ = [
     "AsgdState", "FtrlState",
     "adan", "nadamw", "adamaxw", "sm3", "fromage", "optimistic_gradient_descent", "optimistic_adam",
     "optimistic_adam_v2", "asgd", "ftrl", "asgd_averaged_params",
+    # issue 11: schedule-free learning (optax.contrib's names); evaluate at schedule_free_eval_params
+    "schedule_free", "schedule_free_sgd", "schedule_free_adamw", "schedule_free_eval_params", "ScheduleFreeState",
 ]  # fmt: skip

@@ -324,6 +324,9 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("mechanize", lambda m: contrib(m).mechanize(m.adam(1.0))),
     # RMSProp inside, whose (real) second moment the dtype tests expect of complex params too.
     Case("split_real_and_imaginary", lambda m: contrib(m).split_real_and_imaginary(m.rmsprop(1e-2))),
+    # issue 11: schedule-free (tests/test_schedule_free.py: the authors' package, optax with schedules)
+    Case("schedule_free", lambda m: contrib(m).schedule_free(m.adam(0.1, b1=0.0), 0.1, b1=0.8),
+         sweep=lambda m, h: m.schedule_free(m.sgd(h), h), sweep_values=LR),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -402,6 +405,16 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
+    # issue 11: schedule-free; optax's warmup reads the schedule one count later (see schedule_free)
+    Case("schedule_free_sgd", lambda m: contrib(m).schedule_free_sgd(0.1, weight_decay=1e-3),
+         sweep=lambda m, h: m.schedule_free_sgd(h), sweep_values=LR),
+    Case("schedule_free_adamw", lambda m: contrib(m).schedule_free_adamw(1e-2, b1=0.8, weight_decay=1e-3),
+         sweep=lambda m, h: m.schedule_free_adamw(h), sweep_values=LR),
+    Case("schedule_free_adamw", lambda m: m.schedule_free_adamw(1e-2, warmup_steps=5, state_dtype=jnp.float32),
+         label="warmup", optax=False),
+    Case("presets.keras.ScheduleFreeAdamW",
+         lambda m: m.presets.keras.ScheduleFreeAdamW(learning_rate=1e-2, warmup_steps=3, weight_decay=1e-2),
+         optax=False),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (
@@ -476,6 +489,7 @@ NOT_BUILDERS = frozenset(
         # memory and scale (gradtx/memory/)
         "QuantizedArray", "stochastic_round", "zero_shardings",
         "asgd_averaged_params",  # issue 10 (optim): reads a state
+        "schedule_free_eval_params",  # issue 11: reads a state (and the params)
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

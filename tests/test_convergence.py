@@ -96,6 +96,10 @@ QUADRATIC = {
     "presets.keras.Adam": (gradtx.presets.keras.Adam(0.05), 3_000),
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
     "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
+    # issue 11: schedule-free (the params y; the average x converges with them)
+    "schedule_free_sgd": (gradtx.schedule_free_sgd(0.009), 3_000),
+    "schedule_free_adamw": (gradtx.schedule_free_adamw(0.05), 3_000),
+    "presets.keras.ScheduleFreeAdamW": (gradtx.presets.keras.ScheduleFreeAdamW(0.05), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -122,6 +126,10 @@ ROSENBROCK = {
     "dog": (gradtx.dog(1.0), 20_000),
     "presets.torch.RAdam": (gradtx.presets.torch.RAdam(1e-3), 20_000),  # as radam
     "presets.keras.SGD": (gradtx.presets.keras.SGD(0.001), 30_000),  # as sgd
+    # schedule-free SGD's average of the iterates trails them along the valley: a longer budget
+    "schedule_free_sgd": (gradtx.schedule_free_sgd(0.0014), 40_000),
+    "schedule_free_adamw": (gradtx.schedule_free_adamw(0.01), 20_000),
+    "presets.keras.ScheduleFreeAdamW": (gradtx.presets.keras.ScheduleFreeAdamW(0.01), 20_000),
 }
 
 

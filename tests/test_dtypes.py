@@ -469,6 +469,11 @@ ON_THE_PARAMS_GRID = {
     " (tests/test_precision.py checks it against float64)",
     "kahan_summation": "its updates are W' - W with W' = W + c + u rounded to float16's grid, the rest"
     " kept in c (tests/test_precision.py checks it against float64)",
+    **dict.fromkeys(
+        ["schedule_free", "schedule_free_sgd", "schedule_free_adamw", "presets.keras.ScheduleFreeAdamW"],
+        "its z, a copy of the params moved by the base optimizer, is kept in the params' dtype (optax's"
+        " default; state_dtype=jnp.float32 keeps it finer), so its steps are rounded to float16's grid",
+    ),
 }
 
 

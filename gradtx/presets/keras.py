@@ -434,4 +434,8 @@ def Lamb(
         return _chain(name, precondition, learning_rate, weight_decay, clipvalue, global_clipnorm)
 
 
+# Schedule-free AdamW lives in its own file (keras_schedule_free.py), imported last: it uses this file's helpers.
+from gradtx.presets.keras_schedule_free import ScheduleFreeAdamW  # noqa: E402
+
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
+__all__ += ["ScheduleFreeAdamW"]

@@ -18,6 +18,8 @@
     sam(opt, adv, k)             k - 1 ascent steps -adv(g), then back to where they started and opt(g)
     mechanize(t)                 t's steps summed and scaled by a factor learned online (Mechanic)
     split_real_and_imaginary(t)  t run on the real and imaginary parts of complex leaves as real leaves
+    schedule_free(t, lr)         t's steps move z; the params y interpolate z and the average x of z
+                                 (schedule_free_sgd, schedule_free_adamw; x = schedule_free_eval_params)
 
 Each wrapper's state nests its inner transformation's state, under optax's field names, and
 each passes the caller's keyword arguments on to it.
@@ -48,6 +50,13 @@ from gradtx.wrappers.monitor import MonitorState, SnapshotState, measure_with_em
 from gradtx.wrappers.multi_steps import MultiSteps, MultiStepsState, skip_large_updates, skip_not_finite
 from gradtx.wrappers.rollback import RollbackState, rollback
 from gradtx.wrappers.sam import SAMState, sam
+from gradtx.wrappers.schedule_free import (
+    ScheduleFreeState,
+    schedule_free,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+)
 from gradtx.wrappers.split_real_and_imaginary import SplitRealAndImaginaryState, split_real_and_imaginary
 
 __all__ = [
@@ -64,6 +73,7 @@ __all__ = [
     "MultiStepsState",
     "RollbackState",
     "SAMState",
+    "ScheduleFreeState",
     "SnapshotState",
     "SplitRealAndImaginaryState",
     "StatefulSchedule",
@@ -82,6 +92,10 @@ __all__ = [
     "monitor",
     "rollback",
     "sam",
+    "schedule_free",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "selective_transform",
     "skip_large_updates",
     "skip_not_finite",
