@@ -14,7 +14,7 @@ Speed: one XLA compilation costs 0.1-0.5 s on a 2-core machine and a new tree is
 so the first two properties run eagerly (JAX caches each operation per shape and dtype, and the
 entries draw many of the same examples, so the cache is shared) and take the jitted types from a
 trace; only the last one compiles, once per entry and example. Examples per entry: 10, 4 (eager
-vmap costs a few eager steps) and 2. Empty trees, and the contract on fixed trees under jit, are
+vmap costs a few eager steps) and 2 (a quarter of those, at least one, for `EAGER_HEAVY`). Empty trees, and the contract on fixed trees under jit, are
 tests/test_contract.py's.
 """
 
@@ -181,10 +181,22 @@ def stack(trees: list):
 # Properties
 
 
+def examples(case, n: int):
+    """Hypothesis's settings for `n` examples of `case`: fewer (a quarter, at least one) for the
+    entries whose eager steps run hundreds of small operations per leaf (`quantized_state`: block
+    scales, codebook search; its codecs' properties are tests/test_quantize.py's)."""
+    return settings(max_examples=max(1, n // 4) if case.name in EAGER_HEAVY else n, **SETTINGS)
+
+
+EAGER_HEAVY = frozenset({"quantized_state"})
+
+
 @pytest.mark.parametrize("case", CASES)
-@settings(max_examples=10, **SETTINGS)
-@given(data=st.data())
-def test_structure_dtypes_and_finiteness(case, data):
+def test_structure_dtypes_and_finiteness(case):
+    examples(case, 10)(given(data=st.data())(_structure_dtypes_and_finiteness))(case)
+
+
+def _structure_dtypes_and_finiteness(case, data):
     params, grads, h = data.draw(problems(case))
     tx = build(case, h)
     state, *out = eager = steps(tx, grads, params)
@@ -198,12 +210,14 @@ def test_structure_dtypes_and_finiteness(case, data):
 
 
 @pytest.mark.parametrize("case", CASES)
-@settings(max_examples=4, **SETTINGS)
-@given(data=st.data())
-def test_vmap_over_models_and_hyperparameters_equals_a_loop(case, data):
+def test_vmap_over_models_and_hyperparameters_equals_a_loop(case):
     """vmap over two models, and over two copies of the hyperparameter (a tracer then), equals a
     loop over the models with the hyperparameter as a number. Eager vmap is slow (a few times an
     eager step), hence fewer examples."""
+    examples(case, 4)(given(data=st.data())(_vmap_equals_a_loop))(case)
+
+
+def _vmap_equals_a_loop(case, data):
     batch_params, batch_grads, h = data.draw(problems(case, batch=2))
     tx = build(case, h)
     looped = [steps(tx, unstack(batch_grads, i), unstack(batch_params, i)) for i in range(2)]
@@ -213,10 +227,12 @@ def test_vmap_over_models_and_hyperparameters_equals_a_loop(case, data):
 
 
 @pytest.mark.parametrize("case", CASES)
-@settings(max_examples=2, **SETTINGS)
-@given(data=st.data())
-def test_jit_with_a_traced_hyperparameter_equals_eager(case, data):
+def test_jit_with_a_traced_hyperparameter_equals_eager(case):
     """One compilation per example (0.1-0.5 s on two cores), hence two examples per entry."""
+    examples(case, 2)(given(data=st.data())(_jit_equals_eager))(case)
+
+
+def _jit_equals_eager(case, data):
     params, grads, h = data.draw(problems(case))
     eager = steps(build(case, h), grads, params)
     compiled = jit_steps(case, None if h is None else jnp.asarray(h, jnp.float64), grads, params)

@@ -241,6 +241,19 @@ def test_nan_decodes_to_a_nan_block_and_zeros_stay_zero(name):
     np.testing.assert_array_equal(decoded[1], 0.0)
 
 
+@pytest.mark.parametrize("stochastic", [False, True], ids=["nearest", "stochastic"])
+@pytest.mark.parametrize("name", ["dynamic8", "dynamic4", "e4m3"])
+def test_a_zero_has_one_code_whatever_its_sign(name, stochastic):
+    """+0, -0 and values that round to zero get the codes of +0: the codes of a state do not depend on
+    the sign of a zero, which compiled and eager arithmetic may give differently."""
+    codec = Codec(CODECS[name].kind, signed=True, bits=CODECS[name].bits, block_size=4, stochastic=stochastic)
+    x = jnp.asarray([[1.0, 0.0, -0.0, -1e-30], [0.0, -0.0, 0.0, -0.0]], jnp.float32)
+    key = jax.random.PRNGKey(1) if stochastic else None
+    codes = np.asarray(codecs.quantize(x, codec, key).codes)
+    zeros = np.asarray(codecs.quantize(jnp.asarray([[1.0, 0, 0, 0], [0.0, 0, 0, 0]]), codec).codes)
+    np.testing.assert_array_equal(codes, zeros)
+
+
 @pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 5), (7,), (2, 3, 5)], ids=str)
 @pytest.mark.parametrize("name", ["dynamic8", "dynamic4", "e4m3"])
 def test_any_shape_round_trips(name, shape):

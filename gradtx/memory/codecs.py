@@ -267,6 +267,9 @@ def _e4m3_value(bits: jax.Array, dtype: Any) -> jax.Array:
 def _e4m3_encode(y: jax.Array, codec: Codec, noise: jax.Array | None) -> jax.Array:
     x = jnp.clip(y, -1, 1) * _E4M3_MAX
     near = jax.lax.bitcast_convert_type(x.astype(jnp.float32).astype(jnp.float8_e4m3fn), jnp.uint8)
+    # One code for zero: -0 (0x80) is stored as +0, so that the codes do not depend on the sign of a
+    # zero, which XLA's compiled arithmetic and eager arithmetic may give differently (b m + (1 - b) g).
+    near = jnp.where(near == np.uint8(0x80), np.uint8(0), near)
     if noise is None:
         return near.astype(jnp.int32)
     # Stochastic: the magnitudes of e4m3 (bits & 0x7F) are ordered as their values.
@@ -276,7 +279,8 @@ def _e4m3_encode(y: jax.Array, codec: Codec, noise: jax.Array | None) -> jax.Arr
     lo = jnp.maximum(magnitude, 0)
     hi = jnp.minimum(lo + 1, 0x7E)  # 0x7E is 448, 0x7F NaN
     up = _round_up(a, _e4m3_value(lo, x.dtype), _e4m3_value(hi, x.dtype), noise)
-    chosen = jnp.where(up, hi, lo).astype(jnp.uint8) | sign
+    chosen = jnp.where(up, hi, lo).astype(jnp.uint8)
+    chosen = jnp.where(chosen == 0, chosen, chosen | sign)  # a zero magnitude is +0 (above)
     return jnp.where(jnp.isnan(x), near, chosen).astype(jnp.int32)
 
 
