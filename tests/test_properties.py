@@ -14,8 +14,8 @@ Speed: one XLA compilation costs 0.1-0.5 s on a 2-core machine and a new tree is
 so the first two properties run eagerly (JAX caches each operation per shape and dtype, and the
 entries draw many of the same examples, so the cache is shared) and take the jitted types from a
 trace; only the last one compiles, once per entry and example. Examples per entry: 10, 4 (eager
-vmap costs a few eager steps) and 2 (a quarter of those, at least one, for `EAGER_HEAVY`). Empty trees, and the contract on fixed trees under jit, are
-tests/test_contract.py's.
+vmap costs a few eager steps) and 2 (a quarter of those, at least one, for `EAGER_HEAVY`). Empty
+trees, and the contract on fixed trees under jit, are tests/test_contract.py's.
 """
 
 from __future__ import annotations
