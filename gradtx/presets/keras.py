@@ -435,3 +435,7 @@ def Lamb(
 
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
+
+from gradtx.presets.keras_muon import Muon  # noqa: E402  (the matrix optimizers: keras_muon.py)
+
+__all__ += ["Muon"]
