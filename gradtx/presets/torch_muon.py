@@ -67,7 +67,8 @@ def Muon(
     >>> from gradtx.presets import torch as pt
     >>> pt.Muon(lr=0.02)
     chain(scale_by_muon(ns_coeffs=(3.4445, -4.775, 2.0315), ns_steps=5, beta=0.95, eps=1e-07, nesterov=True,
-          adaptive=False, preconditioning='frobenius', weight_dimension_numbers=torch_layout, momentum_form='ema', eps_floor=True),
+          adaptive=False, preconditioning='frobenius', weight_dimension_numbers=torch_layout, momentum_form='ema',
+          eps_floor=True),
           scale_by_shape(weight_dimension_numbers=torch_layout), add_decayed_weights(weight_decay=0.1),
           scale_by_learning_rate(learning_rate=0.02, flip_sign=True))
     """
