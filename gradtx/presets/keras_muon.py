@@ -16,7 +16,9 @@ with r = rms_rate (None: no factor) and NS's input divided by ||g~||_F + 1e-7. I
                       add_decayed_weights(adam_weight_decay), lr)}, keras_muon_labels))
 
 Keras decays both kinds with the base learning rate (not lr_adam), as here. tests/test_presets_muon.py
-holds it to Keras 3.15.1 on JAX in float64 (rtol 1e-10).
+holds it to Keras 3.15.1 on JAX in float64 (rtol 1e-10), with one difference made to Keras there:
+keras.ops.norm returns float32 for float64 input (Keras 3.15.1), so Keras's ||g~||_F is rounded
+to float32 (~1e-8 relative) where gradtx's is in the update's precision.
 """
 
 from __future__ import annotations
