@@ -191,7 +191,7 @@ from gradtx.transforms.momentum import (
     trace,
 )
 from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
-from gradtx.transforms.muon import MuonState, muon, scale_by_muon, scale_by_shape
+from gradtx.transforms.muon import MuonState, muon, muon_labels, scale_by_muon, scale_by_shape
 from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam
 from gradtx.transforms.newton_schulz import MuonDimensionNumbers, orthogonalize_via_newton_schulz
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
@@ -347,6 +347,6 @@ __all__ = [
     "adan", "nadamw", "adamaxw", "sm3", "fromage", "optimistic_gradient_descent", "optimistic_adam",
     "optimistic_adam_v2", "asgd", "ftrl", "asgd_averaged_params",
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
-    "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers",
+    "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
 ]  # fmt: skip

@@ -436,6 +436,6 @@ def Lamb(
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
 
-from gradtx.presets.keras_muon import Muon  # noqa: E402  (the matrix optimizers: keras_muon.py)
+from gradtx.presets.keras_muon import Muon, muon_labels  # noqa: E402, F401  (the matrix optimizers: keras_muon.py)
 
 __all__ += ["Muon"]

@@ -13,7 +13,7 @@ with r = rms_rate (None: no factor) and NS's input divided by ||g~||_F + 1e-7. I
                                     momentum_form="trace"),
                       scale_by_shape(consistent_rms=rms_rate), add_decayed_weights(weight_decay), lr),
         "adam": chain(scale_by_adam(adam_beta_1, adam_beta_2, epsilon, eps_hat=True), scale(adam_lr_ratio),
-                      add_decayed_weights(adam_weight_decay), lr)}, keras_muon_labels))
+                      add_decayed_weights(adam_weight_decay), lr)}, muon_labels(exclude_layers, exclude_embeddings)))
 
 Keras decays both kinds with the base learning rate (not lr_adam), as here. tests/test_presets_muon.py
 holds it to Keras 3.15.1 on JAX in float64 (rtol 1e-10), with one difference made to Keras there:
@@ -60,6 +60,14 @@ def _label(hp: Hyperparams, path: Any, x: Any) -> str:
 
 def _labels(hp: Hyperparams, params: Any) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, x: _label(hp, path, x), params)
+
+
+def muon_labels(exclude_layers: tuple[str, ...] = (), exclude_embeddings: bool = True) -> Bound:
+    """Keras Muon's choice, "muon" or "adam" for each leaf: "adam" for leaves that are not 2-D, whose
+    path matches one of `exclude_layers` (re.search) or, with `exclude_embeddings`, contains "embedding"."""
+    return Bound(_labels, Hyperparams("presets.keras.muon_labels", (), {
+        "exclude_layers": tuple(exclude_layers), "exclude_embeddings": exclude_embeddings,
+    }))  # fmt: skip
 
 
 def _is_on(value: Any) -> bool:
@@ -118,13 +126,15 @@ def Muon(
             scale_by_muon((muon_a, muon_b, muon_c), ns_steps, momentum, 1e-7, nesterov=nesterov, momentum_form="trace")
         ]
         matrices += [] if rms_rate is None else [scale_by_shape(consistent_rms=rms_rate)]
-        matrices += [add_decayed_weights(weight_decay)] if _is_on(weight_decay) else []
+        matrices += [add_decayed_weights(weight_decay)] if weight_decay is not None and _is_on(weight_decay) else []
         others = [scale_by_adam(adam_beta_1, adam_beta_2, epsilon, eps_hat=True)]
         others += [] if adam_lr_ratio == 1 else [scale(adam_lr_ratio)]
-        others += [add_decayed_weights(adam_weight_decay)] if _is_on(adam_weight_decay) else []
-        labels = Bound(_labels, Hyperparams("keras_muon_labels", (), {
-            "exclude_layers": tuple(layers), "exclude_embeddings": exclude_embeddings,
-        }))  # fmt: skip
+        others += (
+            [add_decayed_weights(adam_weight_decay)]
+            if adam_weight_decay is not None and _is_on(adam_weight_decay)
+            else []
+        )
+        labels = muon_labels(tuple(layers), exclude_embeddings)
         routed = partition({
             "muon": chain(*matrices, scale_by_learning_rate(learning_rate)),
             "adam": chain(*others, scale_by_learning_rate(learning_rate)),
@@ -132,4 +142,4 @@ def Muon(
         return chain(*_clipping(name, clipvalue, global_clipnorm), routed)
 
 
-__all__ = ["Muon"]
+__all__ = ["Muon"]  # and muon_labels, which presets.keras imports (a preset's repr names it)

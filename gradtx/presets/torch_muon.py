@@ -6,8 +6,8 @@
 for a weight of shape (A, B) = (out, in). In gradtx's blocks:
 
     chain(scale_by_muon(ns_coefficients, ns_steps, momentum, eps, nesterov=nesterov, momentum_form="ema",
-                        eps_floor=True, weight_dimension_numbers=torch_layout),
-          scale_by_shape(torch_layout, consistent_rms=None or 0.2), add_decayed_weights(weight_decay),
+                        eps_floor=True, weight_dimension_numbers="torch"),
+          scale_by_shape("torch", consistent_rms=None or 0.2), add_decayed_weights(weight_decay),
           scale_by_learning_rate(lr))
 
 tests/test_presets_muon.py holds it to torch 2.13's own Muon in float64 (rtol 1e-10) with torch's
@@ -18,31 +18,14 @@ to the momentum `mu` (torch keeps no step: pass `step=`).
 
 from __future__ import annotations
 
-from typing import Any
-
-import jax
-
 from gradtx.base import GradientTransformation, ScalarOrSchedule
 from gradtx.checks import LEARNING_RATE, NONNEG, ArgumentTypeError, ArgumentValueError, arguments_of, check, is_zero
 from gradtx.combine import chain
 from gradtx.transforms.muon import scale_by_muon, scale_by_shape
-from gradtx.transforms.newton_schulz import MuonDimensionNumbers
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
 
 ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
-
-
-def _dims(x: Any) -> MuonDimensionNumbers:
-    ndim = len(getattr(x, "shape", ()))
-    if ndim >= 2:  # (out, in, ...): one output row per index of axis 0, as Keller Jordan flattens conv kernels
-        return MuonDimensionNumbers(reduction_axis=tuple(range(1, ndim)), output_axis=0)
-    return MuonDimensionNumbers(reduction_axis=tuple(range(ndim)), output_axis=())  # one 1 x n row
-
-
-def torch_layout(updates: Any) -> Any:
-    """torch's weight layout (out, in, ...) as Muon's dimension numbers, for each leaf."""
-    return jax.tree.map(_dims, updates)
 
 
 def Muon(
@@ -67,9 +50,9 @@ def Muon(
     >>> from gradtx.presets import torch as pt
     >>> pt.Muon(lr=0.02)
     chain(scale_by_muon(ns_coeffs=(3.4445, -4.775, 2.0315), ns_steps=5, beta=0.95, eps=1e-07, nesterov=True,
-          adaptive=False, preconditioning='frobenius', weight_dimension_numbers=torch_layout, momentum_form='ema',
+          adaptive=False, preconditioning='frobenius', weight_dimension_numbers='torch', momentum_form='ema',
           eps_floor=True),
-          scale_by_shape(weight_dimension_numbers=torch_layout), add_decayed_weights(weight_decay=0.1),
+          scale_by_shape(weight_dimension_numbers='torch'), add_decayed_weights(weight_decay=0.1),
           scale_by_learning_rate(learning_rate=0.02, flip_sign=True))
     """
     name = "presets.torch.Muon"
@@ -83,9 +66,9 @@ def Muon(
         members = [
             scale_by_muon(
                 tuple(ns_coefficients), ns_steps, momentum, eps, nesterov=nesterov,
-                weight_dimension_numbers=torch_layout, momentum_form="ema", eps_floor=True,
+                weight_dimension_numbers="torch", momentum_form="ema", eps_floor=True,
             ),
-            scale_by_shape(torch_layout, 0.2 if adjust_lr_fn == "match_rms_adamw" else None),
+            scale_by_shape("torch", 0.2 if adjust_lr_fn == "match_rms_adamw" else None),
         ]  # fmt: skip
         if not is_zero(weight_decay):
             members.append(add_decayed_weights(weight_decay))

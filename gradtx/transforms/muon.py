@@ -138,10 +138,18 @@ def muon_arguments(builder: str, kwargs: dict) -> dict:
             builder, "orthogonalize", f"must be a function matrix -> matrix or None, got {orthogonalize!r}"
         )
     dims = kwargs["weight_dimension_numbers"]
+    check_spec(builder, "weight_dimension_numbers", dims)
     if isinstance(dims, MuonDimensionNumbers):
         matrix_axes(jnp.zeros((1,) * 8), dims, f"{builder}: weight_dimension_numbers")  # integers, disjoint
     dtype = first_moment_dtype(builder, kwargs.pop("mu_dtype"), kwargs.pop("accumulator_dtype"))
     return {**kwargs, "ns_coeffs": resolve_coeffs(builder, kwargs["ns_coeffs"], ns_steps), "accumulator_dtype": dtype}
+
+
+def check_spec(builder: str, name: str, spec: Any) -> None:
+    if isinstance(spec, str) and spec != "torch":
+        raise ArgumentValueError(
+            builder, name, f"must be dimension numbers, a tree or function of them, or 'torch', got {spec!r}"
+        )
 
 
 def coeffs_array(hp: Hyperparams) -> jax.Array:
@@ -201,9 +209,10 @@ def scale_by_muon(
         u = X_ns_steps ~ U V^H  (m^ = U S V^H);   adaptive: u <- <m^, u> u
 
     Each leaf is a matrix, or a stack of them: `weight_dimension_numbers` (None: every leaf a 2-D
-    (0, 1) matrix; one `MuonDimensionNumbers` for all; a tree of them; or a function of the updates
-    giving one) says which axes are rows (reduction) and columns (output). `ns_coeffs`: (a, b, c),
-    one row a step, or a preset ("standard", "dion", "polar_express"; newton_schulz.py).
+    (0, 1) matrix; one `MuonDimensionNumbers` for all; "torch": torch's (out, in, ...) layout, a
+    vector one row; a tree of them; or a function of the updates giving one) says which axes are
+    rows (reduction) and columns (output). `ns_coeffs`: (a, b, c), one row a step, or a preset
+    ("standard", "dion", "polar_express"; newton_schulz.py).
     `preconditioning`: "frobenius", "spectral", "aol" or "schatten", as optax. `adaptive` scales
     u by <m^, u>, the dual norm (Bernstein & Newhouse, 2024, "Old Optimizer, New Norm").
     `orthogonalize`: a function (fan_in, fan_out) matrix -> orthogonalized matrix in place of
@@ -238,6 +247,7 @@ def _update_shape(hp: Hyperparams, g, state: EmptyState, params=None):
     scaled = {}
     for path, leaf, dims in leaves_with_dims(hp.builder, hp.weight_dimension_numbers, g):
         fan_in, fan_out = fans(leaf, dims)
+        fan_in = max(fan_in, 1)  # a zero-size matrix: any factor
         if hp.consistent_rms is None:  # Jordan: sqrt(max(1, fan_out / fan_in))
             factor: Any = max(1.0, fan_out / fan_in) ** 0.5
         else:  # Liu et al.: the RMS of AdamW's updates, consistent_rms sqrt(max(fan_in, fan_out))
@@ -264,6 +274,7 @@ def scale_by_shape(weight_dimension_numbers: Any = None, consistent_rms: float |
     scale_by_shape(consistent_rms=0.2)
     """
     check("scale_by_shape", consistent_rms=(consistent_rms, NONNEG + OR_NONE))
+    check_spec("scale_by_shape", "weight_dimension_numbers", weight_dimension_numbers)
     return transformation(
         "scale_by_shape", init_empty, _update_shape,
         weight_dimension_numbers=weight_dimension_numbers, consistent_rms=consistent_rms,
@@ -281,15 +292,25 @@ def _is_muon_leaf(hp: Hyperparams, params: Any) -> Any:
         return jax.tree.map(lambda x: "muon" if jnp.ndim(x) == 2 else "adam", params)
     if callable(spec) and not isinstance(spec, MuonDimensionNumbers):
         spec = spec(params)
-    if isinstance(spec, MuonDimensionNumbers):
+    if isinstance(spec, MuonDimensionNumbers | str):
         return jax.tree.map(lambda x: "muon", params)
     return jax.tree.map(
         lambda s, sub: jax.tree.map(lambda _: "adam" if s is None else "muon", sub), spec, params, is_leaf=is_dims
     )
 
 
-def muon_labels(dims: Any) -> Bound:
-    """The labels function of `muon` and `normuon` (equal for equal dimension numbers)."""
+def muon_labels(dims: Any = None) -> Bound:
+    """The labels `muon` and `normuon` partition the params by: "muon" or "adam" for each leaf.
+
+    With `dims` None, "muon" for the 2-D leaves; with dimension numbers (one for all, "torch", a
+    tree of them with None for Adam's leaves, or a function of the params giving one), "muon" for
+    the leaves they name. A function of the params, equal for equal `dims`, so that
+    `gradtx.partition({"muon": ..., "adam": ...}, gradtx.muon_labels())` splits a model as `muon` does.
+
+    >>> import gradtx, jax.numpy as jnp
+    >>> gradtx.muon_labels()({"w": jnp.ones((2, 3)), "b": jnp.ones(3)})
+    {'b': 'adam', 'w': 'muon'}
+    """
     return Bound(_is_muon_leaf, Hyperparams("muon_labels", (), {"dims": dims}))
 
 
@@ -380,4 +401,4 @@ def muon(
     return matrices_then_adam("muon", direction, kwargs)
 
 
-__all__ = ["MuonState", "muon", "scale_by_muon", "scale_by_shape"]
+__all__ = ["MuonState", "muon", "muon_labels", "scale_by_muon", "scale_by_shape"]

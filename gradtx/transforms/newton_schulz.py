@@ -15,7 +15,9 @@ for the interval the previous steps leave).
 inputs of x W = y) and columns (`output_axis`); the other axes are a batch of matrices, each
 orthogonalized alone. So a convolution kernel (h, w, in, out) is one (h w in) x out matrix with
 `MuonDimensionNumbers((0, 1, 2), 3)`, or h w matrices in x out with `MuonDimensionNumbers(2, 3)`.
-Empty axes are allowed: `MuonDimensionNumbers((), 0)` makes a vector one 1 x n row.
+Empty axes are allowed: `MuonDimensionNumbers(0, ())` makes a vector one n x 1 column, and
+`"torch"` in place of dimension numbers is torch's layout (out, in, ...) for every leaf, a vector
+one 1 x n row.
 """
 
 from __future__ import annotations
@@ -145,15 +147,27 @@ def to_matrices(x: jax.Array, dims: MuonDimensionNumbers) -> tuple[jax.Array, Ca
     return jnp.transpose(x, order).reshape(flat), lambda m: jnp.transpose(m.reshape(moved), inverse)
 
 
+def torch_dims(x: Any) -> MuonDimensionNumbers:
+    """torch's weight layout (out, in, ...): one output row per index of axis 0, the other axes its
+    inputs (Keller Jordan's rule for convolution kernels); a vector or a scalar is one 1 x n row."""
+    ndim = len(np.shape(x))
+    if ndim >= 2:
+        return MuonDimensionNumbers(reduction_axis=tuple(range(1, ndim)), output_axis=0)
+    return MuonDimensionNumbers(reduction_axis=tuple(range(ndim)), output_axis=())
+
+
 def dims_per_leaf(where: str, spec: Any, updates: Any) -> list[MuonDimensionNumbers | None]:
     """The dimension numbers of each leaf of `updates`, in flattening order.
 
-    `spec`: None (every leaf a 2-D (0, 1) matrix), one MuonDimensionNumbers for every leaf, a tree
+    `spec`: None (every leaf a 2-D (0, 1) matrix), one MuonDimensionNumbers for every leaf, "torch"
+    (`torch_dims` of each leaf), a tree
     with the updates' structure (or a prefix of it) of them and None, or a function of the updates
     giving such a tree. Masked-out subtrees (MaskedNode) have no leaves and need no entry.
     """
     if callable(spec) and not isinstance(spec, MuonDimensionNumbers):
         spec = spec(updates)
+    if spec == "torch":
+        return [torch_dims(x) for x in jax.tree.leaves(updates)]
     if spec is None or isinstance(spec, MuonDimensionNumbers):
         return [spec or MuonDimensionNumbers()] * len(jax.tree.leaves(updates))
     out: list[MuonDimensionNumbers | None] = []

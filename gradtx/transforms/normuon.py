@@ -78,7 +78,9 @@ def _frobenius(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
 def _normalize(hp: Hyperparams, o: jax.Array, nu: jax.Array, dims: Any) -> tuple[jax.Array, jax.Array]:
     _, reduction, output = matrix_axes(o, dims)
     matrix = reduction + output
-    v = hp.b2 * nu + (1 - hp.b2) * jnp.mean(tree.abs_sq(o), axis=reduction, keepdims=True).astype(nu.dtype)
+    rows = max(1, math.prod(o.shape[a] for a in reduction))  # a zero-size matrix has a mean of 0, not NaN
+    mean_sq = jnp.sum(tree.abs_sq(o), axis=reduction, keepdims=True) / rows
+    v = hp.b2 * nu + (1 - hp.b2) * mean_sq.astype(nu.dtype)  # v <- b2 v + (1 - b2) mean_in(O^2)
     normed = o / (jnp.sqrt(v).astype(o.dtype) + hp.normalization_eps)  # O' = O / (sqrt(v) + eps')
     norm = _frobenius(normed, matrix) + hp.normalization_eps
     if hp.update_scale == "preserve_norm":  # u = O' ||O||_F / (||O'||_F + eps'): the authors' code
