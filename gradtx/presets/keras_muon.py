@@ -120,7 +120,7 @@ def Muon(
     layers = [] if exclude_layers is None else exclude_layers
     if not (isinstance(layers, list | tuple) and all(isinstance(k, str) for k in layers)):
         raise ArgumentTypeError(name, "exclude_layers", f"must be a list of strings or None, got {exclude_layers!r}")
-    renames = {"beta": "momentum"}
+    renames = {"beta": "momentum", "ns_coeffs": "(muon_a, muon_b, muon_c)"}
     with arguments_of(name, renames):
         matrices = [
             scale_by_muon((muon_a, muon_b, muon_c), ns_steps, momentum, 1e-7, nesterov=nesterov, momentum_form="trace")

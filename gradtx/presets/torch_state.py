@@ -18,7 +18,7 @@ entries its fields are:
     scale_by_adadelta                 e_g <-> square_avg, e_x <-> acc_delta
     scale_by_rms, scale_by_stddev     nu <-> square_avg, mu <-> grad_avg
     trace                             trace <-> momentum_buffer (a trace before the learning rate)
-    scale_by_muon                     mu <-> momentum_buffer (an EMA: momentum_form "ema" or "debiased")
+    scale_by_muon                     mu <-> momentum_buffer (the EMA, in every momentum_form)
     scale_by_rprop                    step_sizes <-> step_size, prev_updates <-> prev (Rprop reads
                                       only the signs of prev: prev_updates = step_size sign(prev))
     every count                       <-> step (one count for all params: torch's must agree)
@@ -87,8 +87,6 @@ def _map_stages(builder: str, tx: Any, state: Any, fn: Any, after_lr: bool = Fal
         " as presets.torch.Adam(amsgrad=True) does)",
         "scale_by_adamax": bool(hp.kwargs.get("eps_outside_max"))
         and "its nu excludes eps, torch's exp_inf includes it",
-        "scale_by_muon": hp.kwargs.get("momentum_form") == "trace"
-        and "its momentum is the sum m <- beta m + g (Keras's), torch's buffer the EMA",
         "trace": after_lr
         and "it follows the learning rate, so it holds -lr times torch's momentum_buffer"
         " (presets.torch.SGD and RMSprop put it before)",

@@ -93,12 +93,11 @@ def leaves_with_dims(where: str, spec: Any, x: Any) -> list[tuple[Any, jax.Array
 def momentum(hp: Hyperparams, mu: Updates, g: Updates, t: Count) -> tuple[Updates, Updates]:
     """(the new momentum, the matrix to orthogonalize) in hp.momentum_form, at step t (>= 1)."""
     b = hp.beta
-    if hp.momentum_form == "trace":  # Keras: m <- beta m + g; Nesterov g + beta m
-        mu = tree.lerp(mu, g, b, 1.0)
-        m = tree.compute_like(mu, g)
-        return mu, tree.lerp(m, g, b, 1.0) if hp.nesterov else m
-    mu = tree.ema(mu, g, b)  # m <- beta m + (1 - beta) g
+    mu = tree.ema(mu, g, b)  # m <- beta m + (1 - beta) g, the state in every form
     m = tree.compute_like(mu, g)
+    if hp.momentum_form == "trace":  # Keras's sum s <- beta s + g is m / (1 - beta); Nesterov g + beta s
+        s = tree.scale(1 / (1 - b), m)
+        return mu, tree.lerp(s, g, b, 1.0) if hp.nesterov else s
     if hp.momentum_form == "ema":  # torch, Keller Jordan: no bias correction; Nesterov beta m + (1 - beta) g
         return mu, tree.lerp(m, g, b, 1 - b) if hp.nesterov else m
     if hp.nesterov:  # optax: m^ = beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)
@@ -220,12 +219,15 @@ def scale_by_muon(
 
     Where it differs, and the switch: optax's form is the default. `momentum_form="ema"` skips the
     bias correction and makes Nesterov's m^ = beta m + (1 - beta) g (torch.optim.Muon, Keller
-    Jordan's `muon` package: their buffers are the same m); `"trace"` is Keras's m <- beta m + g,
-    Nesterov g + beta m. The forms differ by a factor that the normalization removes, except
-    where eps is not negligible next to ||m^|| and under `adaptive`. `eps_floor=True` divides by
-    max(||m^||, eps) (torch) in place of ||m^|| + eps. The iteration runs in at least float32 (torch
-    and Keller Jordan run it in bfloat16, optax in the params' dtype). The state keeps the
-    coefficients, as optax's (`ns_coeffs`, shape (3,) or (n, 3)).
+    Jordan's `muon` package: their buffers are the same m); `"trace"` is Keras's s <- beta s + g,
+    Nesterov g + beta s, computed as s = m / (1 - beta) from the same m (so that a float16 state
+    does not hold the 1 / (1 - beta) = 20 gradients that s sums). The forms differ by a factor
+    that the normalization removes, except where eps is not negligible next to ||m^|| and under
+    `adaptive`. `eps_floor=True` divides by max(||m^||, eps) (torch) in place of ||m^|| + eps. The
+    iteration runs in at least float32 (torch and Keller Jordan run it in bfloat16, optax in the
+    params' dtype). The state keeps the coefficients, as optax's (`ns_coeffs`, shape (3,) or
+    (n, 3)). Coefficients whose iteration sends a singular value in [0, 1] past 100 are an error
+    (optax runs them, to inf).
 
     References: Jordan et al. (2024), kellerjordan.github.io/posts/muon; Liu et al. (2025), "Muon is
     Scalable for LLM Training", arXiv:2502.16982; Amsel et al. (2025), arXiv:2505.16932.
@@ -252,7 +254,8 @@ def _update_shape(hp: Hyperparams, g, state: EmptyState, params=None):
             factor: Any = max(1.0, fan_out / fan_in) ** 0.5
         else:  # Liu et al.: the RMS of AdamW's updates, consistent_rms sqrt(max(fan_in, fan_out))
             factor = max(fan_in, fan_out) ** 0.5 * jnp.asarray(hp.consistent_rms)
-        scaled[path] = (factor * leaf.astype(tree.compute_dtype(leaf.dtype))).astype(leaf.dtype)
+        x = leaf.astype(tree.compute_dtype(leaf.dtype))
+        scaled[path] = (jnp.asarray(factor).astype(x.dtype) * x).astype(leaf.dtype)
     flat, treedef = jax.tree_util.tree_flatten_with_path(g)
     return jax.tree_util.tree_unflatten(treedef, [scaled[path] for path, _ in flat]), state
 

@@ -22,6 +22,7 @@ one 1 x n row.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -105,7 +106,24 @@ def resolve_coeffs(builder: str, ns_coeffs: Any, ns_steps: int) -> tuple:
     if array.ndim == 2 and array.shape[0] > ns_steps:
         # optax's rule: a table's rows are the iterations, and there may be no more of them than ns_steps.
         raise ArgumentValueError(builder, "ns_coeffs", f"has {array.shape[0]} rows, more than ns_steps={ns_steps}")
+    check_bounded(builder, array, ns_steps)
     return tuple(map(float, array)) if array.ndim == 1 else tuple(tuple(map(float, row)) for row in array)
+
+
+def check_bounded(builder: str, table: np.ndarray, ns_steps: int) -> None:
+    """The iteration must keep singular values bounded: it sees them in [0, 1] after the scaling, and
+    coefficients that send some of them past 100 (they then grow without bound) are an error."""
+    rows = table if table.ndim == 2 else np.broadcast_to(table, (min(ns_steps, 100), 3))
+    s = np.linspace(0.0, 1.0, 257)
+    with np.errstate(all="ignore"):
+        for k, (a, b, c) in enumerate(rows):
+            s = a * s + b * s**3 + c * s**5
+            worst = float(np.max(np.abs(s)))
+            if not worst <= 100:
+                raise ArgumentValueError(
+                    builder, "ns_coeffs", f"{table.tolist()} do not keep the iteration bounded: a"
+                    f" singular value in [0, 1] reaches {worst:.3g} after {k + 1} steps",
+                )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -190,12 +208,26 @@ def _mT(x: jax.Array) -> jax.Array:
     return jnp.swapaxes(x, -1, -2)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def frobenius(x: jax.Array, axes: tuple[int, ...] = (-2, -1)) -> jax.Array:
+    """||x||_F over `axes` (kept, size 1), whose derivative at x = 0 is 0 rather than NaN (0 / 0)."""
+    return jnp.sqrt(jnp.sum(tree.abs_sq(x), axis=axes, keepdims=True))
+
+
+@frobenius.defjvp
+def _frobenius_jvp(axes: tuple[int, ...], primals: tuple, tangents: tuple) -> tuple:
+    (x,), (dx,) = primals, tangents
+    norm = frobenius(x, axes)
+    inner = jnp.sum(jnp.real(jnp.conj(x) * dx), axis=axes, keepdims=True)  # d||x|| = Re<x, dx> / ||x||
+    return norm, jnp.where(norm > 0, inner / jnp.where(norm > 0, norm, 1), 0)
+
+
 def _frobenius(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(jnp.sum(tree.abs_sq(x), axis=(-2, -1), keepdims=True))
+    return frobenius(x, (-2, -1))
 
 
 def _divide(x: jax.Array, norm: jax.Array, eps: Any, eps_floor: bool) -> jax.Array:
-    return x / (jnp.maximum(norm, eps) if eps_floor else norm + eps)
+    return x / (jnp.maximum(norm, eps) if eps_floor else norm + eps).astype(x.dtype)  # a real norm, complex x too
 
 
 def _step(x: jax.Array, a: jax.Array, coeffs: Any) -> jax.Array:
@@ -207,10 +239,10 @@ def _first_step(x: jax.Array, coeffs: Any, preconditioning: str, eps: Any) -> ja
     """The first step, with the rescaling that AOL and Schatten-4 fold into it."""
     a = x @ jnp.conj(_mT(x))
     if preconditioning == "aol":  # Boissin et al. (2025): rows scaled by 1 / sqrt(sum_j |A_ij|)
-        s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(a), axis=-1, keepdims=True), eps))
+        s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(a), axis=-1, keepdims=True), eps)).astype(x.dtype)
         x, a = x * s, a * s * _mT(s)
     elif preconditioning == "schatten":  # Grishina et al. (2025): X / ||X||_S4 = X / sqrt(||A||_F)
-        s = jax.lax.rsqrt(jnp.maximum(_frobenius(a), eps))
+        s = jax.lax.rsqrt(jnp.maximum(_frobenius(a), eps)).astype(x.dtype)
         x, a = x * s, a * s**2
     return _step(x, a, coeffs)
 
@@ -225,7 +257,7 @@ def newton_schulz(
         x = _divide(x, _frobenius(x), eps, eps_floor)
     elif preconditioning == "spectral":
         x = _divide(x, jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True), eps, eps_floor)
-    table = jnp.asarray(coeffs).astype(tree.real_dtype(x.dtype))
+    table = jnp.asarray(coeffs).astype(x.dtype)  # complex for complex x, as optax
     rows = [table[k] for k in range(table.shape[0])] if table.ndim == 2 else [table] * ns_steps
     for k, row in enumerate(rows):
         if k == 0 and preconditioning in ("aol", "schatten"):

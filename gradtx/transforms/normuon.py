@@ -40,6 +40,7 @@ from gradtx.transforms.muon import (
     muon_arguments,
     orthogonalize_leaf,
 )
+from gradtx.transforms.newton_schulz import frobenius as _frobenius
 from gradtx.transforms.newton_schulz import matrix_axes
 
 UPDATE_SCALES = ("preserve_norm", "match_rms")
@@ -71,10 +72,6 @@ def _init_normuon(hp: Hyperparams, params) -> NorMuonState:
     return NorMuonState(zero_count(), mu, jax.tree_util.tree_unflatten(treedef, nu), coeffs_array(hp))
 
 
-def _frobenius(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    return jnp.sqrt(jnp.sum(tree.abs_sq(x), axis=axes, keepdims=True))
-
-
 def _normalize(hp: Hyperparams, o: jax.Array, nu: jax.Array, dims: Any) -> tuple[jax.Array, jax.Array]:
     _, reduction, output = matrix_axes(o, dims)
     matrix = reduction + output
@@ -84,9 +81,11 @@ def _normalize(hp: Hyperparams, o: jax.Array, nu: jax.Array, dims: Any) -> tuple
     normed = o / (jnp.sqrt(v).astype(o.dtype) + hp.normalization_eps)  # O' = O / (sqrt(v) + eps')
     norm = _frobenius(normed, matrix) + hp.normalization_eps
     if hp.update_scale == "preserve_norm":  # u = O' ||O||_F / (||O'||_F + eps'): the authors' code
-        return normed * (_frobenius(o, matrix) / norm), v
+        return normed * (_frobenius(o, matrix) / norm).astype(o.dtype), v
     size = math.prod(o.shape[a] for a in matrix)
-    return normed * (0.2 * size**0.5 / norm), v  # u = 0.2 sqrt(m n) O' / ||O'||_F: Algorithm 1's RMS 0.2
+    return normed * (0.2 * size**0.5 / norm).astype(
+        o.dtype
+    ), v  # u = 0.2 sqrt(m n) O' / ||O'||_F: Algorithm 1's RMS 0.2
 
 
 def _update_normuon(hp: Hyperparams, g, state: NorMuonState, params=None):
