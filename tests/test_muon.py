@@ -335,3 +335,29 @@ def test_leaves_that_are_not_matrices_are_named():
         tx.update(g, tx.init(g))
     updates, _ = gradtx.muon(0.1).update(g, gradtx.muon(0.1).init(g), g)  # muon gives the vector to Adam
     assert updates["b"].shape == (3,)
+
+
+@pytest.mark.parametrize("axis_type", ["explicit", "auto"])
+def test_a_jitted_muon_step_on_a_mesh_compiles_once(axis_type):
+    """Muon's state keeps a constant array (the coefficients): tx.init and state_shardings place it
+    as a jitted step returns it, so the second step does not compile again (8-device numbers and
+    shardings: tests/sharding_worker.py)."""
+    from jax.sharding import AxisType, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    kind = AxisType.Explicit if axis_type == "explicit" else AxisType.Auto
+    mesh = jax.make_mesh((1, 1), ("data", "model"), devices=jax.devices()[:1], axis_types=(kind,) * 2)
+    shardings = {"w": NamedSharding(mesh, P("data", "model")), "b": NamedSharding(mesh, P(None))}
+    params = jax.device_put({"w": jnp.ones((2, 3), jnp.float32), "b": jnp.zeros(3, jnp.float32)}, shardings)
+    tx = gradtx.muon(1e-2)
+
+    def step(params, state):
+        updates, state = tx.update(params, state, params)
+        return gradtx.apply_updates(params, updates), state
+
+    pinned = (shardings, gradtx.state_shardings(tx, params)) if kind == AxisType.Auto else None
+    step = jax.jit(step, out_shardings=pinned)
+    state = tx.init(params)
+    for _ in range(3):
+        params, state = step(params, state)
+    assert step._cache_size() == 1, f"compiled {step._cache_size()} times in 3 steps"

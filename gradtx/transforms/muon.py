@@ -106,14 +106,35 @@ def momentum(hp: Hyperparams, mu: Updates, g: Updates, t: Count) -> tuple[Update
     return mu, tree.bias_correction(m, b, t)  # m^ = m / (1 - beta^t)
 
 
+def _explicit_sharding(x: jax.Array) -> Any:
+    """x's sharding where x is sharded over an Explicit mesh axis (the sharding is then part of its
+    type, and a matmul over a sharded axis needs an output sharding), else None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    explicit = any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ()))
+    spec = getattr(sharding, "spec", None)
+    return sharding if explicit and spec is not None and any(s is not None for s in spec) else None
+
+
 def orthogonalize_leaf(hp: Hyperparams, m: jax.Array, dims: MuonDimensionNumbers, coeffs: Any) -> jax.Array:
-    """NS(m), each matrix of m alone (or hp.orthogonalize on each), in m's compute dtype."""
-    matrices, back = to_matrices(m.astype(tree.compute_dtype(m.dtype)), dims)
+    """NS(m), each matrix of m alone (or hp.orthogonalize on each), in m's compute dtype.
+
+    On an Explicit mesh the default iteration gathers a sharded m (every device then holds the whole
+    matrix, as distributed Muon implementations do) and reshards the result as m was; with Auto
+    axes XLA places it. `hp.orthogonalize` gets the matrices as sharded as the params.
+    """
+    x = m.astype(tree.compute_dtype(m.dtype))
     if hp.orthogonalize is not None:
+        matrices, back = to_matrices(x, dims)
         fn = hp.orthogonalize
         out = fn(matrices[0])[None] if matrices.shape[0] == 1 else jax.vmap(fn)(matrices)
         return back(out.astype(matrices.dtype))
-    return back(newton_schulz(matrices, coeffs, hp.ns_steps, hp.preconditioning, hp.eps, hp.eps_floor))
+    sharding = _explicit_sharding(x)
+    if sharding is not None:
+        x = jax.sharding.reshard(x, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec()))
+    matrices, back = to_matrices(x, dims)
+    out = back(newton_schulz(matrices, coeffs, hp.ns_steps, hp.preconditioning, hp.eps, hp.eps_floor))
+    return out if sharding is None else jax.sharding.reshard(out, sharding)
 
 
 def muon_arguments(builder: str, kwargs: dict) -> dict:
@@ -215,7 +236,9 @@ def scale_by_muon(
     `preconditioning`: "frobenius", "spectral", "aol" or "schatten", as optax. `adaptive` scales
     u by <m^, u>, the dual norm (Bernstein & Newhouse, 2024, "Old Optimizer, New Norm").
     `orthogonalize`: a function (fan_in, fan_out) matrix -> orthogonalized matrix in place of
-    Newton-Schulz (an SVD, a sharded iteration; optax issue #1660), vmapped over batch axes.
+    Newton-Schulz (an SVD, a sharded iteration; optax issue #1660), vmapped over batch axes; it
+    gets the matrices sharded as the params, where the default iteration, on a mesh with Explicit
+    axes, gathers each matrix and reshards the result as the param.
 
     Where it differs, and the switch: optax's form is the default. `momentum_form="ema"` skips the
     bias correction and makes Nesterov's m^ = beta m + (1 - beta) g (torch.optim.Muon, Keller
