@@ -1,7 +1,11 @@
 """torch.optim.Muon as a gradtx chain (re-exported by gradtx.presets.torch): torch's arguments, defaults and numbers.
 
-    B <- mu B + (1 - mu) g;  B~ = mu B + (1 - mu) g (nesterov) or B;  O = NS(B~ / max(||B~||_F, eps))
-    p <- p - lr wd p - lr s O,   s = sqrt(max(1, A / B)) ("original"), 0.2 sqrt(max(A, B)) ("match_rms_adamw")
+    B <- mu B + (1 - mu) g
+    B~ = mu B + (1 - mu) g                  (nesterov; otherwise B~ = B)
+    O = NS(B~ / max(||B~||, eps))           (the Frobenius norm)
+    p <- p - lr wd p - lr s O
+    s = sqrt(max(1, A / B))                 (adjust_lr_fn None or "original")
+    s = 0.2 sqrt(max(A, B))                 (adjust_lr_fn "match_rms_adamw")
 
 for a weight of shape (A, B) = (out, in). In gradtx's blocks:
 

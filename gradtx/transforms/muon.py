@@ -225,8 +225,10 @@ def scale_by_muon(
 
         m <- beta m + (1 - beta) g
         m^ = m / (1 - beta^t);  Nesterov: m^ = beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)
-        X_0 = m^ / (||m^||_F + eps),  X_{k+1} = a X_k + (b A_k + c A_k^2) X_k,  A_k = X_k X_k^H
-        u = X_ns_steps ~ U V^H  (m^ = U S V^H);   adaptive: u <- <m^, u> u
+        X_0 = m^ / (||m^|| + eps)                       (the Frobenius norm)
+        A_k = X_k X_k^H,  X_{k+1} = a X_k + (b A_k + c A_k^2) X_k      (k < ns_steps)
+        u = X_n ~ U V^H                                  (m^ = U S V^H, n = ns_steps)
+        adaptive:  u <- sum(m^ u) u
 
     Each leaf is a matrix, or a stack of them: `weight_dimension_numbers` (None: every leaf a 2-D
     (0, 1) matrix; one `MuonDimensionNumbers` for all; "torch": torch's (out, in, ...) layout, a

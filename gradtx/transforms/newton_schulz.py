@@ -1,6 +1,6 @@
 """Newton-Schulz orthogonalization: the matrix sign that Muon and NorMuon apply to their momentum.
 
-    X_0 = G / (||G||_F + eps)                      (Frobenius; or the spectral norm, AOL, Schatten-4)
+    X_0 = G / (||G|| + eps)                        (Frobenius; or the spectral norm, AOL, Schatten-4)
     A_k = X_k X_k^H,  X_{k+1} = a_k X_k + (b_k A_k + c_k A_k^2) X_k      k = 0 .. ns_steps - 1
 
 For G = U S V^H, each step maps every singular value s to p_k(s) = a_k s + b_k s^3 + c_k s^5 and
@@ -279,7 +279,8 @@ def orthogonalize_via_newton_schulz(
 ) -> jax.Array:
     """The Newton-Schulz orthogonalization of x (module docstring), optax's function and arguments.
 
-        X_0 = x / (||x||_F + eps),   X_{k+1} = a X_k + (b A_k + c A_k^2) X_k,   A_k = X_k X_k^H
+        X_0 = x / (||x|| + eps)                          (the Frobenius norm)
+        A_k = X_k X_k^H,   X_{k+1} = a X_k + (b A_k + c A_k^2) X_k
 
     `x` is a matrix, or any array with `dimension_numbers` saying which axes are the matrix's rows
     and columns (the rest a batch). `ns_coeffs`: (a, b, c), rows of them (one per step; a table of

@@ -2,7 +2,7 @@
 
     scale_by_normuon   O = NS(m^)                       (scale_by_muon's momentum and iteration)
                        v <- b2 v + (1 - b2) mean_in(O^2)  one entry per output neuron
-                       O' = O / (sqrt(v) + eps');  u = O' ||O||_F / (||O'||_F + eps')
+                       O' = O / (sqrt(v) + eps');  u = O' ||O|| / (||O'|| + eps')   (Frobenius norms)
     normuon            muon's partition with scale_by_normuon for the matrices
 
 Muon's U V^H has equal singular values but rows (neurons) of very different norms; NorMuon
