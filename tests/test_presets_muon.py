@@ -255,3 +255,11 @@ def test_keras_muon_takes_kerass_arguments_and_defaults():
         pk.Muon(exclude_layers="dense")
     with pytest.raises(ValueError, match=r"presets\.keras\.Muon: momentum must be in"):
         pk.Muon(momentum=1.0)
+
+
+def test_muon_presets_are_lint_clean_equal_by_value_and_rebuild_from_their_repr():
+    for tx in [pt.Muon(**kw) for kw in TORCH_CASES] + [pk.Muon(**kw) for kw in KERAS_CASES]:
+        assert gradtx.lint(tx) == [], tx
+    assert pt.Muon(lr=0.02) == pt.Muon(lr=0.02) and hash(pk.Muon()) == hash(pk.Muon())
+    namespace = {n: getattr(gradtx, n) for n in gradtx.__all__}
+    assert eval(repr(pk.Muon(exclude_layers=["head"])), namespace) == pk.Muon(exclude_layers=["head"])
