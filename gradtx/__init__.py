@@ -191,9 +191,12 @@ from gradtx.transforms.momentum import (
     trace,
 )
 from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
+from gradtx.transforms.muon import MuonState, muon, muon_labels, scale_by_muon, scale_by_shape
 from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam
+from gradtx.transforms.newton_schulz import MuonDimensionNumbers, orthogonalize_via_newton_schulz
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.normalize import NormalizeState, normalize, normalize_by_update_norm
+from gradtx.transforms.normuon import NorMuonState, normuon, scale_by_normuon
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
 from gradtx.transforms.optimistic import (
     ScaleByOptimisticGradientState,
@@ -352,4 +355,7 @@ __all__ = [
     "optimistic_adam_v2", "asgd", "ftrl", "asgd_averaged_params",
     # issue 11: schedule-free learning (optax.contrib's names); evaluate at schedule_free_eval_params
     "schedule_free", "schedule_free_sgd", "schedule_free_adamw", "schedule_free_eval_params", "ScheduleFreeState",
+    # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
+    "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
+    "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
 ]  # fmt: skip

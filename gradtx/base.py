@@ -196,14 +196,24 @@ class InitFn(Bound):
         mesh = mesh_of(params)
         if mesh is None:
             return state
-        # Step counts start replicated on the params' mesh, where a jitted step leaves them, so the
-        # second step finds the same input shardings as the first and does not compile again.
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-        return jax.tree.map(lambda x: jax.device_put(x, replicated) if _is_unplaced_scalar(x, mesh) else x, state)
+
+        # Step counts (and constants such as Muon's coefficients) start replicated on the params' mesh,
+        # where a jitted step leaves them, so the second step finds the same input shardings as the
+        # first and does not compile again. P(None, ...) for arrays: jit returns P() so.
+        def replicated(x: jax.Array) -> Any:
+            return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*[None] * x.ndim))
+
+        return jax.tree.map(lambda x: jax.device_put(x, replicated(x)) if _is_unplaced_scalar(x, mesh) else x, state)
 
 
 def _is_unplaced_scalar(x: Any, mesh: Any) -> bool:
-    return isinstance(x, jax.Array) and not is_tracer(x) and x.ndim == 0 and getattr(x.sharding, "mesh", None) != mesh
+    """A count, or a constant the state keeps (Muon's coefficients: uncommitted), not yet on the mesh."""
+    return (
+        isinstance(x, jax.Array)
+        and not is_tracer(x)
+        and (x.ndim == 0 or not x.committed)
+        and getattr(x.sharding, "mesh", None) != mesh
+    )
 
 
 class UpdateFn(Bound):

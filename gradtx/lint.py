@@ -226,6 +226,10 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     # averages of the params (gradtx/transforms/averaging.py)
     "ema_params": frozenset({"average"}),
     "swa_params": frozenset({"average"}),
+    # issue 11: Muon's orthogonalized momentum has no gradient scale left; its shape factor is fixed
+    "scale_by_muon": PRECONDITIONER,
+    "scale_by_normuon": PRECONDITIONER,
+    "scale_by_shape": NONE,
 }  # fmt: skip
 
 

@@ -53,7 +53,9 @@ def abstract_state(tx: GradientTransformation, params: Params) -> OptState:
     def concrete(x: jax.ShapeDtypeStruct) -> jax.ShapeDtypeStruct:
         sharding = getattr(x, "sharding", None)
         if mesh is not None:
-            spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else jax.sharding.PartitionSpec()
+            # replicated, written P(None, ...) as jit returns it (a constant array, as Muon's coefficients)
+            fallback = jax.sharding.PartitionSpec(*[None] * len(x.shape))
+            spec = sharding.spec if isinstance(sharding, jax.sharding.NamedSharding) else fallback
             sharding = jax.sharding.NamedSharding(mesh, spec)
         return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 

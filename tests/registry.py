@@ -145,6 +145,31 @@ def decay_after_5(count: jax.Array) -> jax.Array:
     return jnp.where(count > 5, 0.9, 1.0)
 
 
+def matrices(params: Any) -> Any:
+    """True for the 2-D leaves: where scale_by_muon and its kin act alone (a mask for masked)."""
+    return jax.tree.map(lambda x: jnp.ndim(x) == 2, params)
+
+
+def _muon_dims(m: Any, updates: Any) -> Any:
+    """Dimension numbers for each leaf of the (masked) updates, in module m's own class (optax's
+    scale_by_muon needs a tree of its MuonDimensionNumbers; MaskedNode subtrees pass through)."""
+    return jax.tree.map(lambda _: contrib(m).MuonDimensionNumbers(), updates)
+
+
+def gradtx_muon_dims(updates: Any) -> Any:
+    return _muon_dims(gradtx, updates)
+
+
+def optax_muon_dims(updates: Any) -> Any:
+    import optax
+
+    return _muon_dims(optax, updates)
+
+
+def muon_dims(m: Any) -> Any:
+    return gradtx_muon_dims if m is gradtx else optax_muon_dims
+
+
 LR = (1e-3, 1e-2, 1e-1)
 DECAYS = (0.5, 0.9, 0.99)
 
@@ -327,6 +352,18 @@ TRANSFORMS: tuple[Case, ...] = (
     # issue 11: schedule-free (tests/test_schedule_free.py: the authors' package, optax with schedules)
     Case("schedule_free", lambda m: contrib(m).schedule_free(m.adam(0.1, b1=0.0), 0.1, b1=0.8),
          sweep=lambda m, h: m.schedule_free(m.sgd(h), h), sweep_values=LR),
+    # issue 11: Muon's direction on the matrices (masked: it orthogonalizes matrices only). tests/test_muon.py
+    # and test_presets_muon.py compare the other forms with torch, Keras, Keller Jordan's and pytorch_optimizer's.
+    Case("scale_by_muon",
+         lambda m: m.masked(contrib(m).scale_by_muon(weight_dimension_numbers=muon_dims(m)), matrices)),
+    Case("scale_by_muon",
+         lambda m: m.masked(m.scale_by_muon(ns_steps=4, nesterov=False, momentum_form="ema", eps_floor=True,
+                                            weight_dimension_numbers=m.MuonDimensionNumbers(1, 0)), matrices),
+         label="torch-form", optax=False),
+    Case("scale_by_muon", lambda m: m.masked(m.scale_by_muon(momentum_form="trace", adaptive=True), matrices),
+         label="keras-form,adaptive", optax=False),
+    Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
+    Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -387,6 +424,15 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep_values=LR),  # as scale_by_madgrad
     Case("acprop", lambda m: contrib(m).acprop(1e-2, weight_decay=1e-3), sweep=lambda m, h: m.acprop(h),
          sweep_values=LR),
+    # issue 11: Muon (optax.contrib's) and NorMuon, AdamW for the leaves that are not matrices
+    Case("muon", lambda m: contrib(m).muon(1e-2, weight_decay=1e-2, weight_decay_mask=decay_mask),
+         sweep=lambda m, h: m.muon(h), sweep_values=LR),
+    Case("muon", lambda m: contrib(m).muon(1e-2, nesterov=False, consistent_rms=0.2, adam_learning_rate=1e-3),
+         label="consistent-rms"),
+    Case("normuon", lambda m: m.normuon(1e-2, weight_decay=1e-2), optax=False,
+         sweep=lambda m, h: m.normuon(h), sweep_values=LR),
+    Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
+    Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
     # blocks (torch's AMSGrad and RAdam eps, momentum before the learning rate; Keras's eps-hat, Adamax
     # eps, decay outside the momentum); the other presets chain blocks as the optimizers above do.
@@ -490,6 +536,8 @@ NOT_BUILDERS = frozenset(
         "QuantizedArray", "stochastic_round", "zero_shardings",
         "asgd_averaged_params",  # issue 10 (optim): reads a state
         "schedule_free_eval_params",  # issue 11: reads a state (and the params)
+        # issue 11: a spec, a matrix function and the labels muon partitions by
+        "MuonDimensionNumbers", "orthogonalize_via_newton_schulz", "muon_labels",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

@@ -8,12 +8,12 @@ process. PART is one of:
 - `contract`: on a 4x2 ('data', 'model') mesh with Explicit axes (`jax.make_mesh`'s default, used
   under `jax.set_mesh`) and on one with Auto axes (the `jax.sharding.Mesh` constructor's default),
   for each optimizer in `optimizers()` (clip_by_global_norm, adam, adamw, sgd, rmsprop, lamb, lars,
-  multi_transform, adafactor): `tx.init` gives every moment its parameter's sharding and step
+  multi_transform, adafactor, muon, normuon): `tx.init` gives every moment its parameter's sharding and step
   counts a placement valid on the mesh; a jitted step keeps the shardings of params and state;
   5 sharded steps equal 5 steps on unsharded copies on one device (rtol 1e-6); and, on the
   Explicit mesh, `gradtx.state_shardings` and `gradtx.abstract_state` describe `tx.init`'s state
-  and work as jit's in/out shardings. Adafactor's factored moments have no param's shape: for it,
-  the params' shardings and the numbers are checked.
+  and work as jit's in/out shardings. Adafactor's factored moments and NorMuon's per-neuron ones
+  have no param's shape: for them, the params' shardings and the numbers are checked.
 - `auto-mesh-shardings`: `state_shardings` and `abstract_state` on the Auto mesh give each moment
   its parameter's sharding (they once replicated every moment there).
 - `nnx`: a flax nnx model whose Params are sharded on the Auto mesh, trained with
@@ -70,12 +70,15 @@ def optimizers() -> dict[str, gradtx.GradientTransformation]:
         "multi_transform": gradtx.multi_transform({"adam": gradtx.adam(1e-2), "sgd": gradtx.sgd(0.1)}, labels),
         # Factored second moments of w (8 x 4): min_dim_size_to_factor=2 factors it.
         "adafactor": gradtx.adafactor(1e-2, min_dim_size_to_factor=2, momentum=0.9),
+        # Newton-Schulz on the sharded matrix w, AdamW for the rest; on the Explicit mesh it gathers w.
+        "muon": gradtx.muon(1e-2, weight_decay=0.01),
+        "normuon": gradtx.normuon(1e-2),
     }
 
 
 # Optimizers whose state leaves are not each a copy of a param's shape (Adafactor's row and column
 # moments): their numbers and their params' shardings are checked, not the state's shardings.
-FACTORED = ("adafactor",)
+FACTORED = ("adafactor", "normuon")  # and NorMuon's one second moment per output neuron
 
 
 def labels(params: dict) -> dict:
@@ -157,13 +160,15 @@ def assert_count_placement(leaf: jax.Array, mesh: Mesh, what: str) -> None:
 
 
 def assert_state_on_params_shardings(state: Any, shardings: dict[str, NamedSharding], mesh: Mesh, what: str) -> None:
-    """Each moment leaf has its parameter's sharding (and shape); each count a valid placement."""
+    """Each moment leaf has its parameter's sharding (and shape); each count, and each constant the
+    state keeps (Muon's Newton-Schulz coefficients, under no param's name), a valid placement."""
     leaves = jax.tree_util.tree_leaves_with_path(state)
     assert leaves, f"{what}: the state has no leaves"
     for path, leaf in leaves:
         name = param_name(path)
         if name is None:
-            assert leaf.shape == () and leaf.dtype == jnp.int32, f"{what}{where(path)}: {leaf.dtype}{leaf.shape}"
+            is_count = leaf.shape == () and leaf.dtype == jnp.int32
+            assert is_count or "ns_coeffs" in where(path), f"{what}{where(path)}: {leaf.dtype}{leaf.shape}"
             assert_count_placement(leaf, mesh, f"{what}{where(path)}")
         else:
             assert leaf.shape == SHAPES[name], f"{what}{where(path)}: shape {leaf.shape}"
@@ -269,7 +274,9 @@ def contract(checks: Checks) -> None:
                         assert_close(params, ref_params, f"params after step {k}")
                         assert_close(state, ref_state, f"state after step {k}")
                     counts = [
-                        int(c) for path, c in jax.tree_util.tree_leaves_with_path(state) if param_name(path) is None
+                        int(c)
+                        for path, c in jax.tree_util.tree_leaves_with_path(state)
+                        if param_name(path) is None and c.dtype == jnp.int32
                     ]
                     assert counts and all(c == STEPS for c in counts), counts
 

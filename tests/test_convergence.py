@@ -41,6 +41,7 @@ def minimize(tx: gradtx.GradientTransformation, f, w0, steps: int) -> jax.Array:
 # name: (optimizer, steps) on the quadratic and on Rosenbrock. Plain SGD needs a smaller step on
 # Rosenbrock (curvature ~1300 at the start, so lr < 2 / 1300); Adadelta needs rho = 0.999 and a
 # learning rate there, as is commonly reported.
+ROW_SCHEDULE = gradtx.cosine_decay_schedule(0.02, 20_000)
 QUADRATIC = {
     "sgd": (gradtx.sgd(0.009), 2_000),
     "sgd-momentum": (gradtx.sgd(0.002, momentum=0.9), 2_000),
@@ -100,6 +101,13 @@ QUADRATIC = {
     "schedule_free_sgd": (gradtx.schedule_free_sgd(0.009), 3_000),
     "schedule_free_adamw": (gradtx.schedule_free_adamw(0.05), 3_000),
     "presets.keras.ScheduleFreeAdamW": (gradtx.presets.keras.ScheduleFreeAdamW(0.05), 3_000),
+    # Muon orthogonalizes matrices: w is one 1 x 2 row here (MuonDimensionNumbers((), 0); torch's preset
+    # makes a vector a row itself), whose orthogonal factor is w / |w|, normalized gradient descent with
+    # momentum; Keras's Muon gives vectors to its Adam. A decaying rate, since the step's length is the rate.
+    "muon": (gradtx.muon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
+    "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -130,6 +138,13 @@ ROSENBROCK = {
     "schedule_free_sgd": (gradtx.schedule_free_sgd(0.0014), 40_000),
     "schedule_free_adamw": (gradtx.schedule_free_adamw(0.01), 20_000),
     "presets.keras.ScheduleFreeAdamW": (gradtx.presets.keras.ScheduleFreeAdamW(0.01), 20_000),
+    # Muon orthogonalizes matrices: w is one 1 x 2 row here (MuonDimensionNumbers((), 0); torch's preset
+    # makes a vector a row itself), whose orthogonal factor is w / |w|, normalized gradient descent with
+    # momentum; Keras's Muon gives vectors to its Adam. A decaying rate, since the step's length is the rate.
+    "muon": (gradtx.muon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
+    "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
 }
 
 

@@ -119,10 +119,12 @@ def with_moments_named(state):
 
 
 def members(tx) -> list:
-    """The Hyperparams of tx and of every gradtx transformation nested in it (chain, named_chain)."""
+    """The Hyperparams of tx and of every gradtx transformation nested in it (chain, named_chain,
+    partition's transforms)."""
     hp = tx.hyperparams
     found = [hp]
-    for arg in hp.args:
+    labelled = [v for value in hp.kwargs.values() if isinstance(value, dict) for v in value.values()]
+    for arg in [*hp.args, *labelled]:
         sub = arg[1] if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[0], str) else arg
         if isinstance(sub, gradtx.GradientTransformation) and sub.hyperparams is not None:
             found += members(sub)

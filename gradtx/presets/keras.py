@@ -439,3 +439,7 @@ from gradtx.presets.keras_schedule_free import ScheduleFreeAdamW  # noqa: E402
 
 __all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
 __all__ += ["ScheduleFreeAdamW"]
+
+from gradtx.presets.keras_muon import Muon, muon_labels  # noqa: E402, F401  (the matrix optimizers: keras_muon.py)
+
+__all__ += ["Muon"]

@@ -433,3 +433,7 @@ __all__ = [
     "SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop",
     "state_from_torch", "state_to_torch",
 ]  # fmt: skip
+
+from gradtx.presets.torch_muon import Muon  # noqa: E402  (the matrix optimizers: torch_muon.py)
+
+__all__ += ["Muon"]

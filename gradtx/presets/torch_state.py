@@ -18,11 +18,12 @@ entries its fields are:
     scale_by_adadelta                 e_g <-> square_avg, e_x <-> acc_delta
     scale_by_rms, scale_by_stddev     nu <-> square_avg, mu <-> grad_avg
     trace                             trace <-> momentum_buffer (a trace before the learning rate)
+    scale_by_muon                     mu <-> momentum_buffer (the EMA, in every momentum_form)
     scale_by_rprop                    step_sizes <-> step_size, prev_updates <-> prev (Rprop reads
                                       only the signs of prev: prev_updates = step_size sign(prev))
     every count                       <-> step (one count for all params: torch's must agree)
 
-torch's SGD keeps no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
+torch's SGD and Muon keep no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
 optimizer steps taken, where the side being written needs one and the side being read has none.
 A stage with state that torch does not have (a gradtx-only transformation) is an error naming it.
 """
@@ -54,6 +55,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "scale_by_stddev": {"mu": "grad_avg", "nu": "square_avg"},
     "trace": {"trace": "momentum_buffer"},
     "scale_by_rprop": {"step_sizes": "step_size", "prev_updates": "prev"},
+    "scale_by_muon": {"mu": "momentum_buffer"},  # torch.optim.Muon (presets/torch_muon.py)
 }
 # stages whose state is a step count only (a schedule's argument)
 COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights")
@@ -263,7 +265,7 @@ def state_to_torch(
 
     def collect(tx_: Any, s: Any) -> Any:
         name = _builder(tx_)
-        keeps_step.append(name not in ("trace", *COUNTS_ONLY))  # torch's SGD keeps no step
+        keeps_step.append(name not in ("trace", "scale_by_muon", *COUNTS_ONLY))  # torch's SGD and Muon keep no step
         fields = FIELDS.get(name, {})
         for field, value in zip(s._fields, s, strict=True):
             if field == "count":
