@@ -402,6 +402,10 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
+    Case(  # ftrl with Keras's decay of the W that z reads
+        "presets.keras.Ftrl",
+        lambda m: m.presets.keras.Ftrl(learning_rate=0.1, weight_decay=1e-2, global_clipnorm=1.0), optax=False,
+    ),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (

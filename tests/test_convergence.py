@@ -96,6 +96,7 @@ QUADRATIC = {
     "presets.keras.Adam": (gradtx.presets.keras.Adam(0.05), 3_000),
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
     "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
+    "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},

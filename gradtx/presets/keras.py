@@ -48,6 +48,7 @@ from gradtx.transforms.adadelta import scale_by_adadelta
 from gradtx.transforms.adagrad import scale_by_rss
 from gradtx.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
 from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.ftrl import ftrl
 from gradtx.transforms.layerwise import scale_by_trust_ratio
 from gradtx.transforms.lion import scale_by_lion
 from gradtx.transforms.momentum import trace
@@ -434,4 +435,43 @@ def Lamb(
         return _chain(name, precondition, learning_rate, weight_decay, clipvalue, global_clipnorm)
 
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
+def Ftrl(
+    learning_rate: ScalarOrSchedule = 0.001,
+    learning_rate_power: float = -0.5,
+    initial_accumulator_value: float = 0.1,
+    l1_regularization_strength: float = 0.0,
+    l2_regularization_strength: float = 0.0,
+    l2_shrinkage_regularization_strength: float = 0.0,
+    beta: float = 0.0,
+    weight_decay: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+) -> GradientTransformation:
+    """keras.optimizers.Ftrl: FTRL-Proximal, the new weight a function of the accumulated z.
+
+        n' = n + g^2;   W <- (1 - lr wd) W;   z <- z + g + 2 l2s W - (n'^(-p) - n^(-p)) / lr W
+        W <- (clip(z, -l1, l1) - z) / (n'^(-p) / lr + 2 l2 + beta / lr)
+
+    `chain([clip], ftrl(...))`: `gradtx.ftrl` holds the learning rate, and Keras's decoupled decay
+    as `ftrl(weight_decay=wd)`, which decays the W that z reads (Keras decays the variable before
+    the step, which then overwrites it). The learning rate must be positive (it divides).
+
+    >>> from gradtx.presets import keras
+    >>> keras.Ftrl(learning_rate=0.1, l1_regularization_strength=0.01)
+    chain(ftrl(learning_rate=0.1, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+               l1_regularization_strength=0.01, l2_regularization_strength=0.0,
+               l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=0.0))
+    """
+    name = _name("Ftrl")
+    check(name, weight_decay=(weight_decay, NONNEG + OR_NONE))
+    with arguments_of(name, _RENAMES):
+        members = _clipping(name, clipvalue, global_clipnorm)
+        decay = weight_decay if _is_on(weight_decay) else 0.0
+        step = ftrl(
+            learning_rate, learning_rate_power, initial_accumulator_value, l1_regularization_strength,
+            l2_regularization_strength, l2_shrinkage_regularization_strength, beta, weight_decay=decay,
+        )  # fmt: skip
+        return chain(*members, step)
+
+
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb", "Ftrl"]
