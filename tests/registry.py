@@ -398,6 +398,7 @@ OPTIMIZERS: tuple[Case, ...] = (
         "presets.torch.RMSprop", lambda m: m.presets.torch.RMSprop(lr=1e-2, momentum=0.9, centered=True),
         optax=False, sweep=lambda m, h: m.presets.torch.RMSprop(lr=h, momentum=0.9), sweep_values=LR,
     ),
+    Case("presets.torch.ASGD", lambda m: m.presets.torch.ASGD(lr=0.05, t0=2, weight_decay=1e-2), optax=False),
     Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),

@@ -76,6 +76,7 @@ NAN_EXEMPT = {
     # issue 10 (optim)
     "asgd": "its state is the average of the iterates, which its updates do not read: a NaN stays in the"
     " average (asgd_averaged_params) once averaging has begun, and in the params it was applied to",
+    "presets.torch.ASGD": "a chain of asgd: its state is the average of the iterates, which its updates do not read",
     # Polyak averaging passes the updates through (NaN gradients, NaN updates) and keeps the NaN in
     # the average, which averaged_params returns; in a run the params themselves are NaN from then on.
     # The average never enters a later update. tests/transforms/test_averaging.py checks both.

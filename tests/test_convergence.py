@@ -92,6 +92,7 @@ QUADRATIC = {
     "presets.torch.Adam": (gradtx.presets.torch.Adam(0.05), 3_000),
     "presets.torch.RAdam": (gradtx.presets.torch.RAdam(0.05), 3_000),
     "presets.torch.RMSprop": (gradtx.presets.torch.RMSprop(0.01), 3_000),
+    "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.009), 3_000),  # as asgd
     "presets.keras.SGD": (gradtx.presets.keras.SGD(0.009), 3_000),
     "presets.keras.Adam": (gradtx.presets.keras.Adam(0.05), 3_000),
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
@@ -123,6 +124,7 @@ ROSENBROCK = {
     "dog": (gradtx.dog(1.0), 20_000),
     "presets.torch.RAdam": (gradtx.presets.torch.RAdam(1e-3), 20_000),  # as radam
     "presets.keras.SGD": (gradtx.presets.keras.SGD(0.001), 30_000),  # as sgd
+    "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
 }
 
 

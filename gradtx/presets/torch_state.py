@@ -20,6 +20,8 @@ entries its fields are:
     trace                             trace <-> momentum_buffer (a trace before the learning rate)
     scale_by_rprop                    step_sizes <-> step_size, prev_updates <-> prev (Rprop reads
                                       only the signs of prev: prev_updates = step_size sign(prev))
+    asgd                              ax <-> ax; torch's eta and mu are functions of step, written
+                                      from asgd's hyperparameters (and read as such: not stored)
     every count                       <-> step (one count for all params: torch's must agree)
 
 torch's SGD keeps no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
@@ -54,6 +56,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "scale_by_stddev": {"mu": "grad_avg", "nu": "square_avg"},
     "trace": {"trace": "momentum_buffer"},
     "scale_by_rprop": {"step_sizes": "step_size", "prev_updates": "prev"},
+    "asgd": {"ax": "ax"},
 }
 # stages whose state is a step count only (a schedule's argument)
 COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights")
@@ -260,9 +263,12 @@ def state_to_torch(
     per_param: dict[Any, dict[str, Any]] = {p: {} for p in paths}
     counts: set[int] = set()
     keeps_step = []
+    averaged = []  # asgd stages: torch keeps eta and mu, functions of the step, next to ax
 
     def collect(tx_: Any, s: Any) -> Any:
         name = _builder(tx_)
+        if name == "asgd":
+            averaged.append(hyperparams_of(tx_))
         keeps_step.append(name not in ("trace", *COUNTS_ONLY))  # torch's SGD keeps no step
         fields = FIELDS.get(name, {})
         for field, value in zip(s._fields, s, strict=True):
@@ -285,6 +291,10 @@ def state_to_torch(
             if count is None:
                 raise ValueError(f"{builder}: the gradtx state keeps no count; pass step= (torch's step count)")
             entry["step"] = torch.tensor(float(count), dtype=scalar)
+        for hp in averaged:  # after `count` steps: eta = lr / (1 + lambd lr k)^alpha, mu = 1 / max(1, k - t0)
+            lr, lambd, alpha, t0 = (float(hp.kwargs[k]) for k in ("learning_rate", "lambd", "alpha", "t0"))
+            entry["eta"] = torch.tensor(lr / (1 + lambd * lr * float(count)) ** alpha, dtype=scalar)
+            entry["mu"] = torch.tensor(1 / max(1.0, float(count) - t0), dtype=scalar)
     return {
         "state": {i: per_param[p] for p, i in zip(paths, ids, strict=True) if per_param[p]},
         "param_groups": copy.deepcopy(target["param_groups"]),
