@@ -213,6 +213,12 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_param_block_rms", lambda m: m.chain(m.clip_by_block_rms(1.0), m.scale_by_param_block_rms())),
     Case("clip_by_block_rms", lambda m: m.clip_by_block_rms(0.5)),
     Case("scale_by_factored_rms", lambda m: m.scale_by_factored_rms(min_dim_size_to_factor=2)),
+    Case(  # torch.optim.Adafactor's form (tests/test_presets_adafactor.py)
+        "scale_by_factored_rms",
+        lambda m: m.scale_by_factored_rms(0, epsilon=0.0, factor_last_dims=True, eps_floor="machine"),
+        label="torch", optax=False,
+    ),
+    Case("scale_by_relative_step", lambda m: m.scale_by_relative_step(0.5), optax=False),  # torch's, Keras's rho_t
     # The rest of the field: sign methods, Adam's descendants, gradient noise.
     Case("scale_by_lion", lambda m: m.scale_by_lion()),
     # optax applies each Rprop step one update late (tests/transforms/test_field.py shows it); torch does not.
@@ -399,7 +405,9 @@ OPTIMIZERS: tuple[Case, ...] = (
         optax=False, sweep=lambda m, h: m.presets.torch.RMSprop(lr=h, momentum=0.9), sweep_values=LR,
     ),
     Case("presets.torch.ASGD", lambda m: m.presets.torch.ASGD(lr=0.05, t0=2, weight_decay=1e-2), optax=False),
+    Case("presets.torch.Adafactor", lambda m: m.presets.torch.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
+    Case("presets.keras.Adafactor", lambda m: m.presets.keras.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),

@@ -98,6 +98,9 @@ QUADRATIC = {
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
     "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
     "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
+    # Adafactor's steps are ~ rho_t rms(w): a decaying learning rate lets them settle (as adafactor)
+    "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -125,6 +128,8 @@ ROSENBROCK = {
     "presets.torch.RAdam": (gradtx.presets.torch.RAdam(1e-3), 20_000),  # as radam
     "presets.keras.SGD": (gradtx.presets.keras.SGD(0.001), 30_000),  # as sgd
     "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
+    "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
 }
 
 

@@ -22,7 +22,8 @@ in float64, 32 steps of a three-leaf model):
 
 Not taken: `clipnorm` (Keras clips each variable's gradient by its own norm; gradtx has no such
 block), the EMA options (`use_ema`, ...), `loss_scale_factor`, `gradient_accumulation_steps` (use
-`gradtx.MultiSteps`) and `name`.
+`gradtx.MultiSteps`) and `name`. `Adafactor` is defined in gradtx/presets/keras_adafactor.py and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from gradtx.checks import (
     is_zero,
 )
 from gradtx.combine import chain
+from gradtx.presets.keras_adafactor import Adafactor
 from gradtx.transforms.adadelta import scale_by_adadelta
 from gradtx.transforms.adagrad import scale_by_rss
 from gradtx.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
@@ -466,7 +468,7 @@ def Ftrl(
     check(name, weight_decay=(weight_decay, NONNEG + OR_NONE))
     with arguments_of(name, _RENAMES):
         members = _clipping(name, clipvalue, global_clipnorm)
-        decay = weight_decay if _is_on(weight_decay) else 0.0
+        decay: float = weight_decay if weight_decay is not None and _is_on(weight_decay) else 0.0
         step = ftrl(
             learning_rate, learning_rate_power, initial_accumulator_value, l1_regularization_strength,
             l2_regularization_strength, l2_shrinkage_regularization_strength, beta, weight_decay=decay,
@@ -474,4 +476,7 @@ def Ftrl(
         return chain(*members, step)
 
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb", "Ftrl"]
+__all__ = [
+    "SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb", "Ftrl",
+    "Adafactor",
+]  # fmt: skip

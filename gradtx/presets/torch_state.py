@@ -22,6 +22,8 @@ entries its fields are:
                                       only the signs of prev: prev_updates = step_size sign(prev))
     asgd                              ax <-> ax; torch's eta and mu are functions of step, written
                                       from asgd's hyperparameters (and read as such: not stored)
+    scale_by_factored_rms             v_row <-> row_var, v_col <-> col_var (params of 2+ dimensions),
+                                      v <-> variance (the rest); factor_last_dims=True only
     every count                       <-> step (one count for all params: torch's must agree)
 
 torch's SGD keeps no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
@@ -57,9 +59,13 @@ FIELDS: dict[str, dict[str, str]] = {
     "trace": {"trace": "momentum_buffer"},
     "scale_by_rprop": {"step_sizes": "step_size", "prev_updates": "prev"},
     "asgd": {"ax": "ax"},
+    "scale_by_factored_rms": {"v_row": "row_var", "v_col": "col_var", "v": "variance"},
 }
+# torch's factored statistics keep the reduced dimension (row_var [..., m, 1], col_var [..., 1, n]);
+# gradtx's drop it, and hold a (1,) placeholder in the fields a leaf does not use
+FACTORED: dict[str, int | None] = {"row_var": -1, "col_var": -2, "variance": None}
 # stages whose state is a step count only (a schedule's argument)
-COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights")
+COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights", "scale_by_relative_step")
 
 
 def _map_stages(builder: str, tx: Any, state: Any, fn: Any, after_lr: bool = False) -> Any:
@@ -91,6 +97,9 @@ def _map_stages(builder: str, tx: Any, state: Any, fn: Any, after_lr: bool = Fal
         "trace": after_lr
         and "it follows the learning rate, so it holds -lr times torch's momentum_buffer"
         " (presets.torch.SGD and RMSprop put it before)",
+        "scale_by_factored_rms": not (hp.kwargs.get("factor_last_dims") and hp.kwargs["min_dim_size_to_factor"] == 0)
+        and "it factors the two largest dimensions of at least min_dim_size_to_factor, torch's Adafactor"
+        " every leaf's last two (factor_last_dims=True, min_dim_size_to_factor=0: presets.torch.Adafactor)",
     }.get(hp.builder)
     if wrong:
         raise ValueError(f"{builder}: {short_repr(tx)} does not keep torch's state: {wrong}")
@@ -212,9 +221,15 @@ def _field_from_torch(builder: str, key: str, like: Any, per_param: dict) -> Any
     out = []
     for path, leaf in leaves:
         entry, at = per_param[path], jax.tree_util.keystr(path)
+        if key in FACTORED and key not in entry and leaf.shape == (1,):
+            out.append(leaf)  # a placeholder: the leaf keeps the other kind of statistics
+            continue
         if key not in entry:
             raise ValueError(f"{builder}: torch's state for {at} has no {key!r}: {sorted(entry)}")
         value = _numpy(entry[key])
+        axis = FACTORED.get(key)
+        if axis is not None and value.ndim == leaf.ndim + 1:
+            value = np.squeeze(value, axis=axis)  # torch keeps the reduced dimension
         if value.shape != leaf.shape:
             raise ValueError(f"{builder}: torch's {key!r} for {at} has shape {value.shape}, the param {leaf.shape}")
         if key == "prev":  # Rprop reads the sign of the last gradient only; gradtx keeps step_size sign(g)
@@ -263,7 +278,8 @@ def state_to_torch(
     per_param: dict[Any, dict[str, Any]] = {p: {} for p in paths}
     counts: set[int] = set()
     keeps_step = []
-    averaged = []  # asgd stages: torch keeps eta and mu, functions of the step, next to ax
+    shapes = {path: np.shape(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree.trainable(params))[0]}
+    averaged: list[Any] = []  # asgd stages: torch keeps eta and mu, functions of the step, next to ax
 
     def collect(tx_: Any, s: Any) -> Any:
         name = _builder(tx_)
@@ -278,8 +294,16 @@ def state_to_torch(
                 for entry in per_param.values():
                     entry["mu_product"] = torch.tensor(float(value), dtype=scalar)
             elif field in fields:
+                key = fields[field]
                 for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
-                    per_param[path][fields[field]] = torch.from_numpy(np.array(leaf, copy=True))
+                    leaf = np.array(leaf, copy=True)
+                    if key in FACTORED:
+                        if (len(shapes[path]) >= 2) != (key != "variance"):
+                            continue  # the placeholder of the statistics this leaf does not keep
+                        axis = FACTORED[key]
+                        if axis is not None:
+                            leaf = np.expand_dims(leaf, axis)  # torch keeps the reduced dimension
+                    per_param[path][key] = torch.from_numpy(leaf)
         return s
 
     _map_stages(builder, tx, state, collect)
@@ -291,10 +315,11 @@ def state_to_torch(
             if count is None:
                 raise ValueError(f"{builder}: the gradtx state keeps no count; pass step= (torch's step count)")
             entry["step"] = torch.tensor(float(count), dtype=scalar)
-        for hp in averaged:  # after `count` steps: eta = lr / (1 + lambd lr k)^alpha, mu = 1 / max(1, k - t0)
+        for hp in averaged:  # after k = count steps: eta = lr / (1 + lambd lr k)^alpha, mu = 1 / max(1, k - t0)
             lr, lambd, alpha, t0 = (float(hp.kwargs[k]) for k in ("learning_rate", "lambd", "alpha", "t0"))
-            entry["eta"] = torch.tensor(lr / (1 + lambd * lr * float(count)) ** alpha, dtype=scalar)
-            entry["mu"] = torch.tensor(1 / max(1.0, float(count) - t0), dtype=scalar)
+            k = float(count or 0)
+            entry["eta"] = torch.tensor(lr / (1 + lambd * lr * k) ** alpha, dtype=scalar)
+            entry["mu"] = torch.tensor(1 / max(1.0, k - t0), dtype=scalar)
     return {
         "state": {i: per_param[p] for p, i in zip(paths, ids, strict=True) if per_param[p]},
         "param_groups": copy.deepcopy(target["param_groups"]),
