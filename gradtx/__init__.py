@@ -174,7 +174,7 @@ from gradtx.transforms.layerwise import (
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
-from gradtx.transforms.lbfgs import ScaleByLBFGSState, lbfgs, scale_by_lbfgs
+from gradtx.transforms.lbfgs import SafeguardedLBFGSState, ScaleByLBFGSState, lbfgs, safeguarded_lbfgs, scale_by_lbfgs
 from gradtx.transforms.linesearch import (
     BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,
@@ -324,7 +324,8 @@ __all__ = [
     "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
     "Accumulator",
     # quasi-Newton and line searches (their updates take value=, grad=, value_fn=), Polyak's step size (value=)
-    "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
+    "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "safeguarded_lbfgs", "SafeguardedLBFGSState",
+    "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
     "ZoomLinesearchInfo", "scale_by_backtracking_linesearch", "ScaleByBacktrackingLinesearchState",
     "BacktrackingLinesearchInfo", "value_and_grad_from_state", "polyak_sgd", "scale_by_polyak",
     # from optax.contrib (the established ones): learning-rate-free and loss-driven steps, SAM, privacy,

@@ -380,6 +380,8 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("optimistic_adam_v2", lambda m: m.optimistic_adam_v2(1e-3, beta=0.5)),
     Case("asgd", lambda m: m.asgd(0.05, t0=2), optax=False),  # torch's; tests/transforms/test_asgd.py
     Case("ftrl", lambda m: m.ftrl(0.1, l1_regularization_strength=0.01), optax=False),  # Keras's; test_ftrl.py
+    # torch.optim.LBFGS's iteration, no line search (tests/test_presets_lbfgs.py)
+    Case("safeguarded_lbfgs", lambda m: m.safeguarded_lbfgs(0.5, memory_size=3), optax=False),
     # optax.contrib's
     Case("cocob", lambda m: contrib(m).cocob(weight_decay=1e-3)),
     Case("dog", lambda m: contrib(m).dog(weight_decay=1e-3), sweep=lambda m, h: m.dog(h), sweep_values=(0.5, 1.0, 2.0)),
@@ -406,6 +408,7 @@ OPTIMIZERS: tuple[Case, ...] = (
     ),
     Case("presets.torch.ASGD", lambda m: m.presets.torch.ASGD(lr=0.05, t0=2, weight_decay=1e-2), optax=False),
     Case("presets.torch.Adafactor", lambda m: m.presets.torch.Adafactor(weight_decay=1e-2), optax=False),
+    Case("presets.torch.LBFGS", lambda m: m.presets.torch.LBFGS(lr=0.5, history_size=3), optax=False),
     Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
     Case("presets.keras.Adafactor", lambda m: m.presets.keras.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),

@@ -82,6 +82,7 @@ QUADRATIC = {
     "optimistic_adam_v2": (gradtx.optimistic_adam_v2(0.01), 3_000),
     "asgd": (gradtx.asgd(0.009), 3_000),
     "ftrl": (gradtx.ftrl(0.5), 3_000),
+    "safeguarded_lbfgs": (gradtx.safeguarded_lbfgs(1.0), 3_000),  # torch.optim.LBFGS's fixed unit step
     # issue 10 (optax.contrib): the learning-rate-free ones with their defaults
     "acprop": (gradtx.acprop(0.05), 3_000),
     "cocob": (gradtx.cocob(), 3_000),
@@ -98,6 +99,7 @@ QUADRATIC = {
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
     "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
     "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
+    "presets.torch.LBFGS": (gradtx.presets.torch.LBFGS(), 3_000),  # torch's defaults
     # Adafactor's steps are ~ rho_t rms(w): a decaying learning rate lets them settle (as adafactor)
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),

@@ -24,6 +24,8 @@ entries its fields are:
                                       from asgd's hyperparameters (and read as such: not stored)
     scale_by_factored_rms             v_row <-> row_var, v_col <-> col_var (params of 2+ dimensions),
                                       v <-> variance (the rest); factor_last_dims=True only
+    safeguarded_lbfgs                 LBFGS's state, kept on torch's first param over all of them
+                                      flattened (gradtx/presets/torch_state_lbfgs.py)
     every count                       <-> step (one count for all params: torch's must agree)
 
 torch's SGD keeps no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
@@ -43,6 +45,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import OptState, Params
+from gradtx.presets.torch_state_lbfgs import lbfgs_from_torch, lbfgs_to_torch
 from gradtx.walk import hyperparams_of, short_repr
 
 # field of the gradtx state -> key of torch's per-parameter state, for each stage with state
@@ -60,6 +63,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "scale_by_rprop": {"step_sizes": "step_size", "prev_updates": "prev"},
     "asgd": {"ax": "ax"},
     "scale_by_factored_rms": {"v_row": "row_var", "v_col": "col_var", "v": "variance"},
+    "safeguarded_lbfgs": {},  # one state for all params: torch_state_lbfgs.py
 }
 # torch's factored statistics keep the reduced dimension (row_var [..., m, 1], col_var [..., 1, n]);
 # gradtx's drop it, and hold a (1,) placeholder in the fields a leaf does not use
@@ -129,6 +133,13 @@ def _path_order(builder: str, params: Params, order: Sequence[Any] | None) -> li
     return out
 
 
+def _has_lbfgs(tx: Any) -> bool:
+    hp = hyperparams_of(tx)
+    if hp is not None and hp.builder == "chain":
+        return any(_has_lbfgs(member) for member in hp.args)
+    return hp is not None and hp.builder == "safeguarded_lbfgs"
+
+
 def _torch_ids(sd: dict) -> list[Any]:
     return [i for group in sd["param_groups"] for i in group["params"]]
 
@@ -192,6 +203,10 @@ def state_from_torch(
     _map_stages(builder, tx, fresh, lambda stage, state: state)  # every stage keeps torch's state, or an error
     if not sd["state"]:
         return fresh  # torch creates its state at the first step (Adagrad's at construction)
+    if _has_lbfgs(tx):
+        entry = sd["state"].get(ids[0], {})
+        lbfgs = lambda tx_, s: lbfgs_from_torch(builder, entry, s, paths) if _builder(tx_) == "safeguarded_lbfgs" else s
+        return _map_stages(builder, tx, fresh, lbfgs)
     missing = [jax.tree_util.keystr(p) for p, i in zip(paths, ids, strict=True) if i not in sd["state"]]
     if missing:
         raise ValueError(f"{builder}: torch keeps no state for the params at {missing} (never stepped?)")
@@ -306,6 +321,17 @@ def state_to_torch(
                     per_param[path][key] = torch.from_numpy(leaf)
         return s
 
+    if _has_lbfgs(tx):
+        found: list[dict] = []
+
+        def convert(tx_: Any, s: Any) -> Any:
+            if _builder(tx_) == "safeguarded_lbfgs":
+                found.append(lbfgs_to_torch(s, paths, scalar))
+            return s
+
+        _map_stages(builder, tx, state, convert)
+        entry = next((e for e in found if e), {})
+        return {"state": {ids[0]: entry} if entry else {}, "param_groups": copy.deepcopy(target["param_groups"])}
     _map_stages(builder, tx, state, collect)
     if len(counts) > 1:
         raise ValueError(f"{builder}: the stages' counts differ ({sorted(counts)}); torch keeps one step a param")
