@@ -192,6 +192,9 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_adam", lambda m: m.scale_by_adam(b2=0.99, eps_root=1e-8, nesterov=True), label="nesterov"),
     # optax rounds b1 * mu to bfloat16 before adding (1 - b1) g; gradtx rounds once, at the end.
     Case("scale_by_adam", lambda m: m.scale_by_adam(mu_dtype=jnp.bfloat16), label="bf16-mu", rtol=5e-2),
+    Case(  # torch's SparseAdam on dense gradients (tests/test_presets_sparse_adam.py)
+        "scale_by_adam", lambda m: m.scale_by_adam(eps_hat=True, where_nonzero=True), label="where_nonzero", optax=False
+    ),
     Case("scale_by_amsgrad", lambda m: m.scale_by_amsgrad()),
     Case("scale_by_adamax", lambda m: m.scale_by_adamax()),
     Case("clip", lambda m: m.clip(0.5), sweep=lambda m, h: m.clip(h), sweep_values=(0.1, 0.5, 2.0)),
@@ -409,6 +412,7 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.torch.ASGD", lambda m: m.presets.torch.ASGD(lr=0.05, t0=2, weight_decay=1e-2), optax=False),
     Case("presets.torch.Adafactor", lambda m: m.presets.torch.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.torch.LBFGS", lambda m: m.presets.torch.LBFGS(lr=0.5, history_size=3), optax=False),
+    Case("presets.torch.SparseAdam", lambda m: m.presets.torch.SparseAdam(lr=1e-2, betas=(0.8, 0.99)), optax=False),
     Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
     Case("presets.keras.Adafactor", lambda m: m.presets.keras.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),

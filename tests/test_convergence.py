@@ -100,6 +100,7 @@ QUADRATIC = {
     "presets.keras.Adamax": (gradtx.presets.keras.Adamax(0.05), 3_000),
     "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
     "presets.torch.LBFGS": (gradtx.presets.torch.LBFGS(), 3_000),  # torch's defaults
+    "presets.torch.SparseAdam": (gradtx.presets.torch.SparseAdam(0.05), 3_000),  # as adam (every g != 0 here)
     # Adafactor's steps are ~ rho_t rms(w): a decaying learning rate lets them settle (as adafactor)
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),

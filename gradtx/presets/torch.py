@@ -21,8 +21,9 @@ What each of torch's steps is in gradtx's blocks (the tests check every branch a
 
 `state_from_torch` and `state_to_torch` (gradtx/presets/torch_state.py) move an optimizer's state
 between torch and gradtx, so a run can be resumed on either side. torch's param groups with their
-own hyperparameters are `gradtx.partition` with one preset per group. `Adafactor` and `LBFGS` are
-defined in gradtx/presets/torch_adafactor.py and torch_lbfgs.py and re-exported here.
+own hyperparameters are `gradtx.partition` with one preset per group. `Adafactor`, `LBFGS` and
+`SparseAdam` are defined in gradtx/presets/torch_adafactor.py, torch_lbfgs.py and
+torch_sparse_adam.py and re-exported here.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from gradtx.checks import (
 from gradtx.combine import chain
 from gradtx.presets.torch_adafactor import Adafactor
 from gradtx.presets.torch_lbfgs import LBFGS
+from gradtx.presets.torch_sparse_adam import SparseAdam
 from gradtx.presets.torch_state import state_from_torch, state_to_torch
 from gradtx.schedules import constant_schedule, inverse_time_decay, join_schedules
 from gradtx.transforms.adadelta import scale_by_adadelta
@@ -461,6 +463,6 @@ def ASGD(
 
 __all__ = [
     "SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop", "ASGD",
-    "Adafactor", "LBFGS",
+    "Adafactor", "LBFGS", "SparseAdam",
     "state_from_torch", "state_to_torch",
 ]  # fmt: skip
