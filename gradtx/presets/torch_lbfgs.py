@@ -29,7 +29,7 @@ def LBFGS(
 
         y = g_k - g_(k-1),  s = the last step;  the pair kept only if <y, s> > 1e-10 (torch's)
         H_diag = <y, s> / <y, y> of the last kept pair;  d = -H g (two-loop over the last history_size pairs)
-        step = lr min(1, 1 / ||g||_1) (-g)  (the very first),   step = lr d  (after)
+        step = -lr min(1, 1 / sum |g|) g  (the very first),   step = lr d  (after)
         no step where max |g| <= tolerance_grad or <g, d> > -tolerance_change
 
     `chain(safeguarded_lbfgs(lr, history_size, 1e-10, tolerance_grad, tolerance_change))`. max_iter

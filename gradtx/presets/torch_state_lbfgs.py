@@ -2,11 +2,11 @@
 
 torch keeps LBFGS's state on its first parameter, over all parameters flattened in its order:
 
-    n_iter                      <-> count
-    prev_flat_grad              <-> updates (the last g)
-    d, t                        <-> last_update = t d (written back as d = last_update, t = 1: the same s)
-    old_stps, old_dirs, ro      <-> the kept pairs s_i, y_i, rho_i, oldest first (a ring in gradtx)
-    H_diag                      <-> gamma
+    state.count                    <-> n_iter
+    state.updates (the last g)     <-> prev_flat_grad
+    state.last_update (s)          <-> d times t (written back as d=last_update, t=1: the same s)
+    state.diff_params_memory, ...  <-> old_stps, old_dirs, ro (oldest first; a ring in gradtx)
+    state.gamma                    <-> H_diag
 
 torch's func_evals, prev_loss and al enter no number of the next iteration: written as n_iter, left out.
 """

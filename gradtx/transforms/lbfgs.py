@@ -308,7 +308,7 @@ def safeguarded_lbfgs(
 
         y = g_k - g_(k-1),  s = u_(k-1)          a pair is kept only if <y, s> > min_curvature
         gamma = <y, s> / <y, y> of the last kept pair (1 before any);  d = -H g (two-loop, H^0 = gamma I)
-        u = lr min(1, 1 / ||g||_1) (-g)  (first update),   u = lr d  (after)
+        u = -lr min(1, 1 / sum |g|) g  (first update),   u = lr d  (after)
         u = 0 where max |g| <= tolerance_grad (the state unchanged) or <g, d> > -tolerance_change
 
     The last m = memory_size kept pairs are used (a skipped pair evicts none). Unlike
