@@ -125,7 +125,13 @@ from gradtx.sweep import sweep
 from gradtx.transforms.accumulation import ApplyEvery, apply_every
 from gradtx.transforms.adabelief import ScaleByBeliefState, acprop, adabelief, scale_by_acprop, scale_by_belief
 from gradtx.transforms.adadelta import ScaleByAdaDeltaState, adadelta, scale_by_adadelta
-from gradtx.transforms.adafactor import FactoredState, adafactor, scale_by_factored_rms
+from gradtx.transforms.adafactor import (
+    FactoredState,
+    ScaleByRelativeStepState,
+    adafactor,
+    scale_by_factored_rms,
+    scale_by_relative_step,
+)
 from gradtx.transforms.adagrad import ScaleByRssState, adagrad, scale_by_rss
 from gradtx.transforms.adam import (
     ScaleByAdamState,
@@ -168,7 +174,7 @@ from gradtx.transforms.layerwise import (
     scale_by_param_block_rms,
     scale_by_trust_ratio,
 )
-from gradtx.transforms.lbfgs import ScaleByLBFGSState, lbfgs, scale_by_lbfgs
+from gradtx.transforms.lbfgs import SafeguardedLBFGSState, ScaleByLBFGSState, lbfgs, safeguarded_lbfgs, scale_by_lbfgs
 from gradtx.transforms.linesearch import (
     BacktrackingLinesearchInfo,
     ScaleByBacktrackingLinesearchState,
@@ -290,7 +296,7 @@ __all__ = [
     "scale_by_rms", "scale_by_stddev", "scale_by_rss", "scale_by_adadelta", "scale_by_adam",
     "scale_by_amsgrad", "scale_by_adamax", "clip", "clip_by_global_norm", "add_decayed_weights",
     "scale_by_trust_ratio", "scale_by_param_block_norm", "scale_by_param_block_rms", "clip_by_block_rms",
-    "scale_by_factored_rms",
+    "scale_by_factored_rms", "scale_by_relative_step",
     "scale_by_lion", "scale_by_rprop", "scale_by_radam", "scale_by_belief", "scale_by_yogi", "scale_by_novograd",
     "add_noise",
     # Polyak averaging of the params (ema_params, swa_params) and the reader of the average
@@ -300,7 +306,7 @@ __all__ = [
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByMomentumState", "NesterovState",
     "BiasCorrectionState", "ScaleByRmsState", "ScaleByRStdDevState", "ScaleByRssState",
     "ScaleByAdaDeltaState", "ScaleByAdamState", "ScaleByAmsgradState", "AddDecayedWeightsState",
-    "FactoredState",
+    "FactoredState", "ScaleByRelativeStepState",
     "ScaleByLionState", "ScaleByRpropState", "ScaleByBeliefState", "ScaleByNovogradState", "AddNoiseState",
     "ScaleByNadamState",
     "MaskedState", "PartitionState", "MultiTransformState", "ApplyIfFiniteState", "MultiStepsState",
@@ -328,7 +334,8 @@ __all__ = [
     "microbatching", "microbatch", "micro_grad", "micro_vmap", "reshape_batch_axis", "AccumulationType",
     "Accumulator",
     # quasi-Newton and line searches (their updates take value=, grad=, value_fn=), Polyak's step size (value=)
-    "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
+    "lbfgs", "scale_by_lbfgs", "ScaleByLBFGSState", "safeguarded_lbfgs", "SafeguardedLBFGSState",
+    "scale_by_zoom_linesearch", "ScaleByZoomLinesearchState",
     "ZoomLinesearchInfo", "scale_by_backtracking_linesearch", "ScaleByBacktrackingLinesearchState",
     "BacktrackingLinesearchInfo", "value_and_grad_from_state", "polyak_sgd", "scale_by_polyak",
     # from optax.contrib (the established ones): learning-rate-free and loss-driven steps, SAM, privacy,

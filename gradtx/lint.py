@@ -230,6 +230,12 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_muon": PRECONDITIONER,
     "scale_by_normuon": PRECONDITIONER,
     "scale_by_shape": NONE,
+    # schedule-free: y moves as its base optimizer's steps do (the base holds the rate and the sign)
+    "schedule_free": frozenset({"wrapper"}),
+    # the presets' blocks (gradtx/presets/): Adafactor's relative step min(lr, 1 / sqrt(t)) is a
+    # decaying rate; torch's L-BFGS iteration returns the step itself, rate and sign included
+    "scale_by_relative_step": frozenset({"lr", "lr-changes"}),
+    "safeguarded_lbfgs": lambda hp: _learning_rate_inside(hp, "preconditioner"),
 }  # fmt: skip
 
 
@@ -306,7 +312,9 @@ def _check_path(where: tuple[str, ...], steps: list[_Step]) -> list[LintWarning]
         steps = steps[:zero]  # everything after set_to_zero is multiplied by zero
     known = all(s.tags is not None and "unknown-sign" not in s.tags for s in steps)
     flips = [s for s in steps if s.tags is not None and "flip" in s.tags]
-    if zero is None and known and len(flips) != 1:
+    # An odd number of flips descends (a decay flipped in and out around its own stage: Keras's
+    # presets); an even number, none included, ascends.
+    if zero is None and known and len(flips) % 2 == 0:
         if not flips:
             found.append(LintWarning(
                 "sign", short_repr(steps[-1].tx) if steps else "(nothing)",
@@ -326,7 +334,7 @@ def _check_path(where: tuple[str, ...], steps: list[_Step]) -> list[LintWarning]
         name = short_repr(step.tx)
         lr_before = [s for s in seen if s.tags is not None and "lr" in s.tags]
         flip_before = [s for s in seen if s.tags is not None and "flip" in s.tags]
-        if "decay" in t and lr_before and flip_before:
+        if "decay" in t and lr_before and len(flip_before) % 2 == 1:  # flipped back: the descent sign
             found.append(LintWarning(
                 "decay-order", name,
                 f"{name} comes after the learning rate {short_repr(lr_before[-1].tx)} and the sign flip{at}:"

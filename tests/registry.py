@@ -217,6 +217,9 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_adam", lambda m: m.scale_by_adam(b2=0.99, eps_root=1e-8, nesterov=True), label="nesterov"),
     # optax rounds b1 * mu to bfloat16 before adding (1 - b1) g; gradtx rounds once, at the end.
     Case("scale_by_adam", lambda m: m.scale_by_adam(mu_dtype=jnp.bfloat16), label="bf16-mu", rtol=5e-2),
+    Case(  # torch's SparseAdam on dense gradients (tests/test_presets_sparse_adam.py)
+        "scale_by_adam", lambda m: m.scale_by_adam(eps_hat=True, where_nonzero=True), label="where_nonzero", optax=False
+    ),
     Case("scale_by_amsgrad", lambda m: m.scale_by_amsgrad()),
     Case("scale_by_adamax", lambda m: m.scale_by_adamax()),
     Case("clip", lambda m: m.clip(0.5), sweep=lambda m, h: m.clip(h), sweep_values=(0.1, 0.5, 2.0)),
@@ -238,6 +241,12 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_param_block_rms", lambda m: m.chain(m.clip_by_block_rms(1.0), m.scale_by_param_block_rms())),
     Case("clip_by_block_rms", lambda m: m.clip_by_block_rms(0.5)),
     Case("scale_by_factored_rms", lambda m: m.scale_by_factored_rms(min_dim_size_to_factor=2)),
+    Case(  # torch.optim.Adafactor's form (tests/test_presets_adafactor.py)
+        "scale_by_factored_rms",
+        lambda m: m.scale_by_factored_rms(0, epsilon=0.0, factor_last_dims=True, eps_floor="machine"),
+        label="torch", optax=False,
+    ),
+    Case("scale_by_relative_step", lambda m: m.scale_by_relative_step(0.5), optax=False),  # torch's, Keras's rho_t
     # The rest of the field: sign methods, Adam's descendants, gradient noise.
     Case("scale_by_lion", lambda m: m.scale_by_lion()),
     # optax applies each Rprop step one update late (tests/transforms/test_field.py shows it); torch does not.
@@ -414,6 +423,8 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("optimistic_adam_v2", lambda m: m.optimistic_adam_v2(1e-3, beta=0.5)),
     Case("asgd", lambda m: m.asgd(0.05, t0=2), optax=False),  # torch's; tests/transforms/test_asgd.py
     Case("ftrl", lambda m: m.ftrl(0.1, l1_regularization_strength=0.01), optax=False),  # Keras's; test_ftrl.py
+    # torch.optim.LBFGS's iteration, no line search (tests/test_presets_lbfgs.py)
+    Case("safeguarded_lbfgs", lambda m: m.safeguarded_lbfgs(0.5, memory_size=3), optax=False),
     # optax.contrib's
     Case("cocob", lambda m: contrib(m).cocob(weight_decay=1e-3)),
     Case("dog", lambda m: contrib(m).dog(weight_decay=1e-3), sweep=lambda m, h: m.dog(h), sweep_values=(0.5, 1.0, 2.0)),
@@ -447,7 +458,12 @@ OPTIMIZERS: tuple[Case, ...] = (
         "presets.torch.RMSprop", lambda m: m.presets.torch.RMSprop(lr=1e-2, momentum=0.9, centered=True),
         optax=False, sweep=lambda m, h: m.presets.torch.RMSprop(lr=h, momentum=0.9), sweep_values=LR,
     ),
+    Case("presets.torch.ASGD", lambda m: m.presets.torch.ASGD(lr=0.05, t0=2, weight_decay=1e-2), optax=False),
+    Case("presets.torch.Adafactor", lambda m: m.presets.torch.Adafactor(weight_decay=1e-2), optax=False),
+    Case("presets.torch.LBFGS", lambda m: m.presets.torch.LBFGS(lr=0.5, history_size=3), optax=False),
+    Case("presets.torch.SparseAdam", lambda m: m.presets.torch.SparseAdam(lr=1e-2, betas=(0.8, 0.99)), optax=False),
     Case("presets.keras.Adam", lambda m: m.presets.keras.Adam(weight_decay=1e-2), optax=False),
+    Case("presets.keras.Adafactor", lambda m: m.presets.keras.Adafactor(weight_decay=1e-2), optax=False),
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
@@ -461,6 +477,10 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.keras.ScheduleFreeAdamW",
          lambda m: m.presets.keras.ScheduleFreeAdamW(learning_rate=1e-2, warmup_steps=3, weight_decay=1e-2),
          optax=False),
+    Case(  # ftrl with Keras's decay of the W that z reads
+        "presets.keras.Ftrl",
+        lambda m: m.presets.keras.Ftrl(learning_rate=0.1, weight_decay=1e-2, global_clipnorm=1.0), optax=False,
+    ),
 )  # fmt: skip
 
 SCHEDULES: tuple[Case, ...] = (

@@ -76,6 +76,11 @@ NAN_EXEMPT = {
     # issue 10 (optim)
     "asgd": "its state is the average of the iterates, which its updates do not read: a NaN stays in the"
     " average (asgd_averaged_params) once averaging has begun, and in the params it was applied to",
+    "presets.torch.ASGD": "a chain of asgd: its state is the average of the iterates, which its updates do not read",
+    # The NaN step is NaN (and so are the params it is applied to); the next pair, made of it, fails
+    # the curvature test <y, s> > min_curvature and is skipped, as torch.optim.LBFGS skips it.
+    "safeguarded_lbfgs": "a pair of NaN curvature is skipped (torch's test <y, s> > 1e-10), after a NaN step",
+    "presets.torch.LBFGS": "a chain of safeguarded_lbfgs: a pair of NaN curvature is skipped, after a NaN step",
     # Polyak averaging passes the updates through (NaN gradients, NaN updates) and keeps the NaN in
     # the average, which averaged_params returns; in a run the params themselves are NaN from then on.
     # The average never enters a later update. tests/transforms/test_averaging.py checks both.

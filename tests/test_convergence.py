@@ -83,6 +83,7 @@ QUADRATIC = {
     "optimistic_adam_v2": (gradtx.optimistic_adam_v2(0.01), 3_000),
     "asgd": (gradtx.asgd(0.009), 3_000),
     "ftrl": (gradtx.ftrl(0.5), 3_000),
+    "safeguarded_lbfgs": (gradtx.safeguarded_lbfgs(1.0), 3_000),  # torch.optim.LBFGS's fixed unit step
     # issue 10 (optax.contrib): the learning-rate-free ones with their defaults
     "acprop": (gradtx.acprop(0.05), 3_000),
     "cocob": (gradtx.cocob(), 3_000),
@@ -93,6 +94,7 @@ QUADRATIC = {
     "presets.torch.Adam": (gradtx.presets.torch.Adam(0.05), 3_000),
     "presets.torch.RAdam": (gradtx.presets.torch.RAdam(0.05), 3_000),
     "presets.torch.RMSprop": (gradtx.presets.torch.RMSprop(0.01), 3_000),
+    "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.009), 3_000),  # as asgd
     "presets.keras.SGD": (gradtx.presets.keras.SGD(0.009), 3_000),
     "presets.keras.Adam": (gradtx.presets.keras.Adam(0.05), 3_000),
     "presets.keras.AdamW": (gradtx.presets.keras.AdamW(0.05, weight_decay=0.0), 3_000),
@@ -108,6 +110,12 @@ QUADRATIC = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
+    "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
+    "presets.torch.LBFGS": (gradtx.presets.torch.LBFGS(), 3_000),  # torch's defaults
+    "presets.torch.SparseAdam": (gradtx.presets.torch.SparseAdam(0.05), 3_000),  # as adam (every g != 0 here)
+    # Adafactor's steps are ~ rho_t rms(w): a decaying learning rate lets them settle (as adafactor)
+    "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},
@@ -145,6 +153,9 @@ ROSENBROCK = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
+    "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
+    "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
+    "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
 }
 
 

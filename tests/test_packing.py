@@ -30,6 +30,8 @@ NEEDS_LEAVES = {
     "centralize", "adaptive_grad_clip", "freeze", "selective_transform",
     # issue 10 (optim): per-axis statistics, per-leaf distances, trust ratios; adan's case has a mask
     "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
+    # issue 12: torch's and Keras's Adafactor factor each leaf's last two dimensions
+    "scale_by_factored_rms[torch]", "presets.torch.Adafactor", "presets.keras.Adafactor",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

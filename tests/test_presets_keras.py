@@ -99,7 +99,13 @@ CASES = [
     ("Lion", {"learning_rate": 0.01, "beta_1": 0.5, "beta_2": 0.9, "weight_decay": 0.1}),
     ("Lamb", {}),
     ("Lamb", {"learning_rate": 0.01, "epsilon": 1e-3, "weight_decay": 0.1}),
-]
+    ("Ftrl", {}),
+    ("Ftrl", {"learning_rate": 0.1, "learning_rate_power": -0.7, "l1_regularization_strength": 0.01,
+              "l2_regularization_strength": 0.01, "l2_shrinkage_regularization_strength": 0.02, "beta": 0.3,
+              "weight_decay": 0.1, "clipvalue": 0.05}),
+    ("Ftrl", {"learning_rate": 0.05, "learning_rate_power": 0.0, "initial_accumulator_value": 0.0,
+              "weight_decay": 0.5, "global_clipnorm": 0.1}),
+]  # fmt: skip
 IDS = [f"{cls}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for cls, kw in CASES]
 
 

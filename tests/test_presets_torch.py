@@ -127,6 +127,8 @@ CASES = [
     ("Rprop", {}),
     ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (5e-3, 0.1)}),
     ("Rprop", {"lr": 0.5, "step_sizes": (1e-3, 0.1), "maximize": True}),  # lr above the maximum: clipped
+    ("ASGD", {}),
+    ("ASGD", {"lr": 0.05, "lambd": 1e-2, "alpha": 0.5, "t0": 4, "weight_decay": 0.01, "maximize": True}),
 ]
 IDS = [f"{cls}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for cls, kw in CASES]
 
@@ -181,6 +183,7 @@ RESUME = [
     ("Adadelta", {"lr": 0.5}),
     ("RMSprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
     ("Rprop", {"lr": 0.05}),
+    ("ASGD", {"lr": 0.05, "lambd": 1e-2, "t0": 4}),  # averaging from step 6 on, across the resume
 ]
 FIRST, THEN = 8, 16
 
@@ -212,6 +215,34 @@ def test_a_torch_run_resumed_in_gradtx_and_a_gradtx_run_resumed_in_torch(cls, kw
     optimizer.load_state_dict(pt.state_to_torch(state, tx, params, optimizer, order=ORDER, step=step))
     continued = run_torch(optimizer, theirs, THEN)
     assert_paths_equal(continued, {k: v[FIRST:] for k, v in whole.items()}, f"{cls} resumed in torch")
+
+
+def test_asgds_average_equals_torchs_ax_and_resumes_both_ways():
+    """torch's ax after 24 steps: in gradtx's state after the whole run, and after a run resumed at step 8
+    on either side (t0 = 4: the average starts at step 6, before the resume)."""
+    kwargs = {"lr": 0.05, "lambd": 1e-2, "alpha": 0.5, "t0": 4}
+    tx = pt.ASGD(**kwargs)
+    theirs = torch_params(INIT)
+    optimizer = torch.optim.ASGD(list(theirs.values()), **kwargs, foreach=False)
+    run_torch(optimizer, theirs, FIRST + THEN)
+    ax = {k: optimizer.state[p]["ax"].numpy() for k, p in theirs.items()}
+    params = initial()
+    _, state = _run(tx, FIRST + THEN, params, tx.init(params))
+    assert_paths_equal(gradtx.asgd_averaged_params(state), ax, "ax")
+    theirs = torch_params(INIT)  # torch, then gradtx
+    optimizer = torch.optim.ASGD(list(theirs.values()), **kwargs, foreach=False)
+    run_torch(optimizer, theirs, FIRST)
+    params = {k: jnp.asarray(p.detach().numpy()) for k, p in theirs.items()}
+    _, state = _run(tx, THEN, params, pt.state_from_torch(optimizer, tx, params, order=ORDER))
+    assert_paths_equal(gradtx.asgd_averaged_params(state), ax, "ax resumed in gradtx")
+    params = initial()  # gradtx, then torch
+    path, state = _run(tx, FIRST, params, tx.init(params))
+    params = {k: v[-1] for k, v in path.items()}
+    theirs = torch_params(params)
+    optimizer = torch.optim.ASGD(list(theirs.values()), **kwargs, foreach=False)
+    optimizer.load_state_dict(pt.state_to_torch(state, tx, params, optimizer, order=ORDER))
+    run_torch(optimizer, theirs, THEN)
+    assert_paths_equal({k: optimizer.state[p]["ax"].numpy() for k, p in theirs.items()}, ax, "ax resumed in torch")
 
 
 def test_conversion_errors_name_the_problem():

@@ -22,7 +22,8 @@ in float64, 32 steps of a three-leaf model):
 
 Not taken: `clipnorm` (Keras clips each variable's gradient by its own norm; gradtx has no such
 block), the EMA options (`use_ema`, ...), `loss_scale_factor`, `gradient_accumulation_steps` (use
-`gradtx.MultiSteps`) and `name`.
+`gradtx.MultiSteps`) and `name`. `Adafactor` is defined in gradtx/presets/keras_adafactor.py and
+re-exported here.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ from gradtx.checks import (
     is_zero,
 )
 from gradtx.combine import chain
+from gradtx.presets.keras_adafactor import Adafactor
 from gradtx.transforms.adadelta import scale_by_adadelta
 from gradtx.transforms.adagrad import scale_by_rss
 from gradtx.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
 from gradtx.transforms.clipping import clip, clip_by_global_norm
+from gradtx.transforms.ftrl import ftrl
 from gradtx.transforms.layerwise import scale_by_trust_ratio
 from gradtx.transforms.lion import scale_by_lion
 from gradtx.transforms.momentum import trace
@@ -434,10 +437,53 @@ def Lamb(
         return _chain(name, precondition, learning_rate, weight_decay, clipvalue, global_clipnorm)
 
 
+def Ftrl(
+    learning_rate: ScalarOrSchedule = 0.001,
+    learning_rate_power: float = -0.5,
+    initial_accumulator_value: float = 0.1,
+    l1_regularization_strength: float = 0.0,
+    l2_regularization_strength: float = 0.0,
+    l2_shrinkage_regularization_strength: float = 0.0,
+    beta: float = 0.0,
+    weight_decay: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+) -> GradientTransformation:
+    """keras.optimizers.Ftrl: FTRL-Proximal, the new weight a function of the accumulated z.
+
+        n' = n + g^2;   W <- (1 - lr wd) W;   z <- z + g + 2 l2s W - (n'^(-p) - n^(-p)) / lr W
+        W <- (clip(z, -l1, l1) - z) / (n'^(-p) / lr + 2 l2 + beta / lr)
+
+    `chain([clip], ftrl(...))`: `gradtx.ftrl` holds the learning rate, and Keras's decoupled decay
+    as `ftrl(weight_decay=wd)`, which decays the W that z reads (Keras decays the variable before
+    the step, which then overwrites it). The learning rate must be positive (it divides).
+
+    >>> from gradtx.presets import keras
+    >>> keras.Ftrl(learning_rate=0.1, l1_regularization_strength=0.01)
+    chain(ftrl(learning_rate=0.1, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+               l1_regularization_strength=0.01, l2_regularization_strength=0.0,
+               l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=0.0))
+    """
+    name = _name("Ftrl")
+    check(name, weight_decay=(weight_decay, NONNEG + OR_NONE))
+    with arguments_of(name, _RENAMES):
+        members = _clipping(name, clipvalue, global_clipnorm)
+        decay: float = weight_decay if weight_decay is not None and _is_on(weight_decay) else 0.0
+        step = ftrl(
+            learning_rate, learning_rate_power, initial_accumulator_value, l1_regularization_strength,
+            l2_regularization_strength, l2_shrinkage_regularization_strength, beta, weight_decay=decay,
+        )  # fmt: skip
+        return chain(*members, step)
+
+
+__all__ = [
+    "SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb", "Ftrl",
+    "Adafactor",
+]  # fmt: skip
+
 # Schedule-free AdamW lives in its own file (keras_schedule_free.py), imported last: it uses this file's helpers.
 from gradtx.presets.keras_schedule_free import ScheduleFreeAdamW  # noqa: E402
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb"]
 __all__ += ["ScheduleFreeAdamW"]
 
 from gradtx.presets.keras_muon import Muon, muon_labels  # noqa: E402, F401  (the matrix optimizers: keras_muon.py)

@@ -21,7 +21,9 @@ What each of torch's steps is in gradtx's blocks (the tests check every branch a
 
 `state_from_torch` and `state_to_torch` (gradtx/presets/torch_state.py) move an optimizer's state
 between torch and gradtx, so a run can be resumed on either side. torch's param groups with their
-own hyperparameters are `gradtx.partition` with one preset per group.
+own hyperparameters are `gradtx.partition` with one preset per group. `Adafactor`, `LBFGS` and
+`SparseAdam` are defined in gradtx/presets/torch_adafactor.py, torch_lbfgs.py and
+torch_sparse_adam.py and re-exported here.
 """
 
 from __future__ import annotations
@@ -43,11 +45,15 @@ from gradtx.checks import (
     is_zero,
 )
 from gradtx.combine import chain
+from gradtx.presets.torch_adafactor import Adafactor
+from gradtx.presets.torch_lbfgs import LBFGS
+from gradtx.presets.torch_sparse_adam import SparseAdam
 from gradtx.presets.torch_state import state_from_torch, state_to_torch
 from gradtx.schedules import constant_schedule, inverse_time_decay, join_schedules
 from gradtx.transforms.adadelta import scale_by_adadelta
 from gradtx.transforms.adagrad import scale_by_rss
 from gradtx.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from gradtx.transforms.asgd import asgd
 from gradtx.transforms.momentum import trace
 from gradtx.transforms.nadam import scale_by_nadam
 from gradtx.transforms.radam import scale_by_radam
@@ -429,8 +435,35 @@ def Rprop(
         return chain(*members, scale_by_rprop(first, eta_minus, eta_plus, low, high), scale(-1.0))
 
 
+def ASGD(
+    lr: float = 1e-2,
+    lambd: float = 1e-4,
+    alpha: float = 0.75,
+    t0: float = 1e6,
+    weight_decay: float = 0,
+    maximize: bool = False,
+) -> GradientTransformation:
+    """torch.optim.ASGD: SGD with the step eta_k = lr / (1 + lambd lr k)^alpha and a running average ax.
+
+        W <- W (1 - lambd eta_k) - eta_k (g + wd W);   ax <- ax + mu_k (W - ax),  mu_k = 1 / max(1, k - t0)
+
+    `chain(asgd(lr, lambd, alpha, t0, weight_decay))` (`scale(-1.0)` first for maximize): the
+    average is in the state, `gradtx.asgd_averaged_params(state)`, and `state_from_torch` /
+    `state_to_torch` carry torch's ax, step, eta and mu. lr is a number (it shapes eta_k).
+
+    >>> from gradtx.presets import torch as pt
+    >>> pt.ASGD()
+    chain(asgd(learning_rate=0.01, lambd=0.0001, alpha=0.75, t0=1000000.0, weight_decay=0))
+    """
+    name = _name("ASGD")
+    with arguments_of(name, _RENAMES):
+        members = [scale(-1.0)] if check_flag(name, "maximize", maximize) else []
+        return chain(*members, asgd(lr, lambd, alpha, t0, weight_decay))
+
+
 __all__ = [
-    "SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop",
+    "SGD", "Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop", "ASGD",
+    "Adafactor", "LBFGS", "SparseAdam",
     "state_from_torch", "state_to_torch",
 ]  # fmt: skip
 

@@ -21,6 +21,12 @@ entries its fields are:
     scale_by_muon                     mu <-> momentum_buffer (the EMA, in every momentum_form)
     scale_by_rprop                    step_sizes <-> step_size, prev_updates <-> prev (Rprop reads
                                       only the signs of prev: prev_updates = step_size sign(prev))
+    asgd                              ax <-> ax; torch's eta and mu are functions of step, written
+                                      from asgd's hyperparameters (and read as such: not stored)
+    scale_by_factored_rms             v_row <-> row_var, v_col <-> col_var (params of 2+ dimensions),
+                                      v <-> variance (the rest); factor_last_dims=True only
+    safeguarded_lbfgs                 LBFGS's state, kept on torch's first param over all of them
+                                      flattened (gradtx/presets/torch_state_lbfgs.py)
     every count                       <-> step (one count for all params: torch's must agree)
 
 torch's SGD and Muon keep no step and gradtx's Adadelta and Rprop no count: pass `step`, the number of
@@ -40,6 +46,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import OptState, Params
+from gradtx.presets.torch_state_lbfgs import lbfgs_from_torch, lbfgs_to_torch
 from gradtx.walk import hyperparams_of, short_repr
 
 # field of the gradtx state -> key of torch's per-parameter state, for each stage with state
@@ -56,9 +63,15 @@ FIELDS: dict[str, dict[str, str]] = {
     "trace": {"trace": "momentum_buffer"},
     "scale_by_rprop": {"step_sizes": "step_size", "prev_updates": "prev"},
     "scale_by_muon": {"mu": "momentum_buffer"},  # torch.optim.Muon (presets/torch_muon.py)
+    "asgd": {"ax": "ax"},
+    "scale_by_factored_rms": {"v_row": "row_var", "v_col": "col_var", "v": "variance"},
+    "safeguarded_lbfgs": {},  # one state for all params: torch_state_lbfgs.py
 }
+# torch's factored statistics keep the reduced dimension (row_var [..., m, 1], col_var [..., 1, n]);
+# gradtx's drop it, and hold a (1,) placeholder in the fields a leaf does not use
+FACTORED: dict[str, int | None] = {"row_var": -1, "col_var": -2, "variance": None}
 # stages whose state is a step count only (a schedule's argument)
-COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights")
+COUNTS_ONLY = ("scale_by_learning_rate", "scale_by_schedule", "add_decayed_weights", "scale_by_relative_step")
 
 
 def _map_stages(builder: str, tx: Any, state: Any, fn: Any, after_lr: bool = False) -> Any:
@@ -90,6 +103,9 @@ def _map_stages(builder: str, tx: Any, state: Any, fn: Any, after_lr: bool = Fal
         "trace": after_lr
         and "it follows the learning rate, so it holds -lr times torch's momentum_buffer"
         " (presets.torch.SGD and RMSprop put it before)",
+        "scale_by_factored_rms": not (hp.kwargs.get("factor_last_dims") and hp.kwargs["min_dim_size_to_factor"] == 0)
+        and "it factors the two largest dimensions of at least min_dim_size_to_factor, torch's Adafactor"
+        " every leaf's last two (factor_last_dims=True, min_dim_size_to_factor=0: presets.torch.Adafactor)",
     }.get(hp.builder)
     if wrong:
         raise ValueError(f"{builder}: {short_repr(tx)} does not keep torch's state: {wrong}")
@@ -117,6 +133,13 @@ def _path_order(builder: str, params: Params, order: Sequence[Any] | None) -> li
     if sorted(map(jax.tree_util.keystr, out)) != sorted(by_name):
         raise ValueError(f"{builder}: order must list each of the params' key paths once: {sorted(by_name)}")
     return out
+
+
+def _has_lbfgs(tx: Any) -> bool:
+    hp = hyperparams_of(tx)
+    if hp is not None and hp.builder == "chain":
+        return any(_has_lbfgs(member) for member in hp.args)
+    return hp is not None and hp.builder == "safeguarded_lbfgs"
 
 
 def _torch_ids(sd: dict) -> list[Any]:
@@ -182,6 +205,10 @@ def state_from_torch(
     _map_stages(builder, tx, fresh, lambda stage, state: state)  # every stage keeps torch's state, or an error
     if not sd["state"]:
         return fresh  # torch creates its state at the first step (Adagrad's at construction)
+    if _has_lbfgs(tx):
+        entry = sd["state"].get(ids[0], {})
+        lbfgs = lambda tx_, s: lbfgs_from_torch(builder, entry, s, paths) if _builder(tx_) == "safeguarded_lbfgs" else s
+        return _map_stages(builder, tx, fresh, lbfgs)
     missing = [jax.tree_util.keystr(p) for p, i in zip(paths, ids, strict=True) if i not in sd["state"]]
     if missing:
         raise ValueError(f"{builder}: torch keeps no state for the params at {missing} (never stepped?)")
@@ -211,9 +238,15 @@ def _field_from_torch(builder: str, key: str, like: Any, per_param: dict) -> Any
     out = []
     for path, leaf in leaves:
         entry, at = per_param[path], jax.tree_util.keystr(path)
+        if key in FACTORED and key not in entry and leaf.shape == (1,):
+            out.append(leaf)  # a placeholder: the leaf keeps the other kind of statistics
+            continue
         if key not in entry:
             raise ValueError(f"{builder}: torch's state for {at} has no {key!r}: {sorted(entry)}")
         value = _numpy(entry[key])
+        axis = FACTORED.get(key)
+        if axis is not None and value.ndim == leaf.ndim + 1:
+            value = np.squeeze(value, axis=axis)  # torch keeps the reduced dimension
         if value.shape != leaf.shape:
             raise ValueError(f"{builder}: torch's {key!r} for {at} has shape {value.shape}, the param {leaf.shape}")
         if key == "prev":  # Rprop reads the sign of the last gradient only; gradtx keeps step_size sign(g)
@@ -262,9 +295,13 @@ def state_to_torch(
     per_param: dict[Any, dict[str, Any]] = {p: {} for p in paths}
     counts: set[int] = set()
     keeps_step = []
+    shapes = {path: np.shape(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree.trainable(params))[0]}
+    averaged: list[Any] = []  # asgd stages: torch keeps eta and mu, functions of the step, next to ax
 
     def collect(tx_: Any, s: Any) -> Any:
         name = _builder(tx_)
+        if name == "asgd":
+            averaged.append(hyperparams_of(tx_))
         keeps_step.append(name not in ("trace", "scale_by_muon", *COUNTS_ONLY))  # torch's SGD and Muon keep no step
         fields = FIELDS.get(name, {})
         for field, value in zip(s._fields, s, strict=True):
@@ -274,10 +311,29 @@ def state_to_torch(
                 for entry in per_param.values():
                     entry["mu_product"] = torch.tensor(float(value), dtype=scalar)
             elif field in fields:
+                key = fields[field]
                 for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
-                    per_param[path][fields[field]] = torch.from_numpy(np.array(leaf, copy=True))
+                    leaf = np.array(leaf, copy=True)
+                    if key in FACTORED:
+                        if (len(shapes[path]) >= 2) != (key != "variance"):
+                            continue  # the placeholder of the statistics this leaf does not keep
+                        axis = FACTORED[key]
+                        if axis is not None:
+                            leaf = np.expand_dims(leaf, axis)  # torch keeps the reduced dimension
+                    per_param[path][key] = torch.from_numpy(leaf)
         return s
 
+    if _has_lbfgs(tx):
+        found: list[dict] = []
+
+        def convert(tx_: Any, s: Any) -> Any:
+            if _builder(tx_) == "safeguarded_lbfgs":
+                found.append(lbfgs_to_torch(s, paths, scalar))
+            return s
+
+        _map_stages(builder, tx, state, convert)
+        entry = next((e for e in found if e), {})
+        return {"state": {ids[0]: entry} if entry else {}, "param_groups": copy.deepcopy(target["param_groups"])}
     _map_stages(builder, tx, state, collect)
     if len(counts) > 1:
         raise ValueError(f"{builder}: the stages' counts differ ({sorted(counts)}); torch keeps one step a param")
@@ -287,6 +343,11 @@ def state_to_torch(
             if count is None:
                 raise ValueError(f"{builder}: the gradtx state keeps no count; pass step= (torch's step count)")
             entry["step"] = torch.tensor(float(count), dtype=scalar)
+        for hp in averaged:  # after k = count steps: eta = lr / (1 + lambd lr k)^alpha, mu = 1 / max(1, k - t0)
+            lr, lambd, alpha, t0 = (float(hp.kwargs[k]) for k in ("learning_rate", "lambd", "alpha", "t0"))
+            k = float(count or 0)
+            entry["eta"] = torch.tensor(lr / (1 + lambd * lr * k) ** alpha, dtype=scalar)
+            entry["mu"] = torch.tensor(1 / max(1.0, k - t0), dtype=scalar)
     return {
         "state": {i: per_param[p] for p, i in zip(paths, ids, strict=True) if per_param[p]},
         "param_groups": copy.deepcopy(target["param_groups"]),

@@ -9,6 +9,8 @@
         any other leaf:
             v <- d_t v + (1 - d_t) (g^2 + eps);   v^ = v
         u = g / sqrt(v^)
+        (factor_last_dims: the last two dimensions instead; eps_floor: torch's eps, see below)
+    scale_by_relative_step   u <- min(lr, 1 / sqrt(t)) u, the paper's step size rho_t (torch's, Keras's)
     adafactor   chain(scale_by_factored_rms, clip_by_block_rms?, scale_by_learning_rate?,
                       scale_by_param_block_rms?, ema(momentum)?, add_decayed_weights?, scale(-1))
 
@@ -36,9 +38,20 @@ from gradtx.base import (
     Updates,
     next_count,
     transformation,
+    value_at,
     zero_count,
 )
-from gradtx.checks import COUNT, LEARNING_RATE, NONNEG, OR_NONE, ArgumentTypeError, arguments_of, check
+from gradtx.checks import (
+    COUNT,
+    LEARNING_RATE,
+    NONNEG,
+    OR_NONE,
+    SCHEDULE,
+    ArgumentTypeError,
+    arguments_of,
+    check,
+    check_flag,
+)
 from gradtx.combine import chain
 from gradtx.packing import require_leaves
 from gradtx.transforms.layerwise import clip_by_block_rms, scale_by_param_block_rms
@@ -77,22 +90,26 @@ def decay_rate_pow(i: jax.Array, exponent: Any = 0.8) -> jax.Array:
     return 1 - t ** (-jnp.asarray(exponent).astype(t.dtype))
 
 
-def _factored_dims(shape: tuple, factored: bool, min_dim_size_to_factor: int) -> tuple[int, int] | None:
+def _factored_dims(hp: Hyperparams, shape: tuple) -> tuple[int, int] | None:
     """(second largest, largest) dimension of a leaf to factor over, or None to keep it whole.
 
     optax's rule: the two largest dimensions, if the smaller of them is >= min_dim_size_to_factor.
-    Ties go to the earlier dimension as second largest (a stable sort).
+    Ties go to the earlier dimension as second largest (a stable sort). With factor_last_dims
+    (torch's, Keras's), the last two: rows (dimension -2) and columns (dimension -1).
     """
-    if not factored or len(shape) < 2 or 0 in shape:
+    if not hp.factored or len(shape) < 2 or 0 in shape:
         return None
-    second, largest = (int(d) for d in np.argsort(shape, kind="stable")[-2:])
-    return (second, largest) if shape[second] >= min_dim_size_to_factor else None
+    if hp.factor_last_dims:
+        second, largest = len(shape) - 2, len(shape) - 1
+    else:
+        second, largest = (int(d) for d in np.argsort(shape, kind="stable")[-2:])
+    return (second, largest) if min(shape[second], shape[largest]) >= hp.min_dim_size_to_factor else None
 
 
 def _init_factored_leaf(hp: Hyperparams, p: Any) -> tuple:
     dtype = tree.real_dtype(tree.compute_dtype(p.dtype))  # second moments: real, >= float32
     placeholder = jnp.zeros((1,), dtype)
-    dims = _factored_dims(jnp.shape(p), hp.factored, hp.min_dim_size_to_factor)
+    dims = _factored_dims(hp, jnp.shape(p))
     if dims is None:
         return placeholder, placeholder, jnp.zeros_like(p, dtype=dtype)
     second, largest = dims
@@ -112,17 +129,30 @@ def _init_factored(hp: Hyperparams, params) -> FactoredState:
     return FactoredState(count=zero_count(), v_row=v_row, v_col=v_col, v=v)
 
 
+def _floor(hp: Hyperparams, g: jax.Array, like: jax.Array) -> jax.Array | None:
+    """torch's eps1 in the dtype of `like` (None: no floor); "machine" is the gradient dtype's epsilon."""
+    if hp.eps_floor is None:
+        return None
+    floor = jnp.finfo(g.dtype).eps if isinstance(hp.eps_floor, str) else hp.eps_floor
+    return _as(floor, like)
+
+
 def _update_factored_leaf(hp: Hyperparams, d: jax.Array, g, v_row, v_col, v) -> tuple:
     g2 = tree.abs_sq(g)
     g2 = g2 + _as(hp.epsilon, g2)  # G2 = g^2 + eps, real, >= float32
-    dims = _factored_dims(jnp.shape(g), hp.factored, hp.min_dim_size_to_factor)
+    floor = _floor(hp, g, g2)
+    dims = _factored_dims(hp, jnp.shape(g))
     if dims is None:
         v = tree.ema(v, g2, d)  # v <- d v + (1 - d) G2
-        return tree.safe_div_sqrt(g, v), v_row, v_col, v  # u = g / sqrt(v)
+        v_hat = v if floor is None else jnp.maximum(v, floor * floor)  # torch: v^ >= eps1^2
+        return tree.safe_div_sqrt(g, v_hat), v_row, v_col, v  # u = g / sqrt(v^)
     second, largest = dims
     v_row = tree.ema(v_row, jnp.mean(g2, axis=largest), d)  # r <- d r + (1 - d) mean of G2 over the largest dim
     v_col = tree.ema(v_col, jnp.mean(g2, axis=second), d)  # c <- d c + (1 - d) mean of G2 over the other dim
     r_mean = jnp.mean(v_row, axis=second if second < largest else second - 1, keepdims=True)  # mean(r)
+    if floor is not None:  # torch: v^ = max(r c^T / max(mean(r), eps1), eps1^2)
+        v_hat = jnp.expand_dims(v_row / jnp.maximum(r_mean, floor), largest) * jnp.expand_dims(v_col, second)
+        return tree.safe_div_sqrt(g, jnp.maximum(v_hat, floor * floor)), v_row, v_col, v
     # v^ = r c^T / mean(r): mean(r) > 0 unless eps = 0 and every gradient of the slice was 0 (then u = 0).
     r_hat = jnp.where(r_mean > 0, v_row / jnp.where(r_mean > 0, r_mean, 1), 0)
     v_hat = jnp.expand_dims(r_hat, largest) * jnp.expand_dims(v_col, second)
@@ -147,6 +177,9 @@ def scale_by_factored_rms(
     min_dim_size_to_factor: int = 128,
     epsilon: float = 1e-30,
     decay_rate_fn: Callable[[jax.Array, Any], jax.Array] = decay_rate_pow,
+    *,
+    factor_last_dims: bool = False,
+    eps_floor: float | str | None = None,
 ) -> GradientTransformation:
     """Adafactor's preconditioner (Shazeer & Stern, 2018): divide by a factored RMS of the gradients.
 
@@ -167,6 +200,15 @@ def scale_by_factored_rms(
     (optax's default then gives NaN). A custom `decay_rate_fn(i, decay_rate)` gets i as an int32
     count; make it a module-level function so the transformation pickles. `update` needs no params.
 
+    torch.optim.Adafactor's and Keras's forms (`gradtx.presets`): `factor_last_dims=True` factors
+    every leaf of two or more dimensions over its last two (rows: dimension -2, columns: -1; both
+    >= `min_dim_size_to_factor`), whatever their sizes; `eps_floor=eps1` is torch's epsilon, a
+    floor instead of an addend (with `epsilon=0`):
+
+        v^ = max(r c^T / max(mean(r), eps1), eps1^2)        (the rest: v^ = max(v, eps1^2))
+
+    where eps_floor="machine" is the gradient dtype's machine epsilon (torch's eps=(None, ...)).
+
     >>> import gradtx
     >>> gradtx.scale_by_factored_rms(min_dim_size_to_factor=64)
     scale_by_factored_rms(factored=True, decay_rate=0.8, step_offset=0, min_dim_size_to_factor=64, epsilon=1e-30)
@@ -176,6 +218,13 @@ def scale_by_factored_rms(
         decay_rate=(decay_rate, NONNEG), step_offset=(step_offset, COUNT),
         min_dim_size_to_factor=(min_dim_size_to_factor, COUNT), epsilon=(epsilon, NONNEG),
     )  # fmt: skip
+    factor_last_dims = check_flag("scale_by_factored_rms", "factor_last_dims", factor_last_dims)
+    if isinstance(eps_floor, str) and eps_floor != "machine":
+        raise ArgumentTypeError(
+            "scale_by_factored_rms", "eps_floor", f'must be a number in [0, inf), "machine" or None, got {eps_floor!r}'
+        )
+    if not isinstance(eps_floor, str):
+        check("scale_by_factored_rms", eps_floor=(eps_floor, NONNEG + OR_NONE))
     if not callable(decay_rate_fn):
         raise ArgumentTypeError(
             "scale_by_factored_rms",
@@ -188,7 +237,48 @@ def scale_by_factored_rms(
         min_dim_size_to_factor=min_dim_size_to_factor, epsilon=epsilon,
         # The default is kept as None, so that the repr reads as the call that built it.
         decay_rate_fn=None if decay_rate_fn is decay_rate_pow else decay_rate_fn,
+        factor_last_dims=factor_last_dims or None, eps_floor=eps_floor,  # None (optax's form): not in the repr
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# The relative step size
+
+
+class ScaleByRelativeStepState(NamedTuple):
+    """count: updates applied (int32); t - 1 in rho_t."""
+
+    count: Count
+
+
+def _init_relative_step(hp: Hyperparams, params) -> ScaleByRelativeStepState:
+    return ScaleByRelativeStepState(count=zero_count())
+
+
+def _update_relative_step(hp: Hyperparams, updates, state: ScaleByRelativeStepState, params=None):
+    t = state.count.astype(float) + 1  # t counts updates from 1, as a float (no int32 overflow)
+    rho = jnp.minimum(jnp.asarray(value_at(hp.learning_rate, state.count)).astype(t.dtype), 1 / jnp.sqrt(t))
+    return tree.scale(rho, updates), ScaleByRelativeStepState(count=next_count(state.count))
+
+
+def scale_by_relative_step(learning_rate: ScalarOrSchedule = 1e-2) -> GradientTransformation:
+    """Adafactor's step size rho_t (Shazeer & Stern, 2018, Sec. 8): the learning rate, capped by 1 / sqrt(t).
+
+        u <- min(lr_k, 1 / sqrt(t)) u           (t = k + 1, k = updates already applied)
+
+    The paper's rho_t = min(1e-2, 1 / sqrt(t)); torch.optim.Adafactor's and Keras's (whose
+    `relative_step` takes the same min): 1 / sqrt(t) from the start while lr > 1, then lr once
+    t > 1 / lr^2. A schedule learning rate is evaluated at k. Not in optax (its adafactor scales by
+    the learning rate alone). `update` needs no params.
+
+    >>> import gradtx
+    >>> gradtx.scale_by_relative_step(1e-2)
+    scale_by_relative_step(learning_rate=0.01)
+    """
+    check("scale_by_relative_step", learning_rate=(learning_rate, NONNEG + SCHEDULE))
+    return transformation(
+        "scale_by_relative_step", _init_relative_step, _update_relative_step, learning_rate=learning_rate
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -254,4 +344,4 @@ def adafactor(
         return chain(*members)
 
 
-__all__ = ["FactoredState", "adafactor", "scale_by_factored_rms"]
+__all__ = ["FactoredState", "ScaleByRelativeStepState", "adafactor", "scale_by_factored_rms", "scale_by_relative_step"]

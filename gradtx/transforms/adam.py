@@ -6,6 +6,7 @@
 
     eps_hat=True       eps is Kingma & Ba's eps-hat (end of Sec. 2), added to sqrt(v) before v's bias
                        correction: u = m^ / (sqrt(v^) + eps / sqrt(1 - b2^t))  (Keras, torch's RAdam)
+    where_nonzero=True m, v and u only where g != 0 (torch's SparseAdam on a sparse gradient's entries)
 
     adam, nadam (Nesterov look-ahead), adamax, amsgrad; with decoupled weight decay (adamw, nadamw,
     adamaxw) in adamw.py
@@ -111,6 +112,10 @@ def _update_adam(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     m_hat = corrected_first_moment(hp, mu, g, t)  # m^ = m / (1 - b1^t), or NAdam's look-ahead
     v_hat = tree.bias_correction(nu, hp.b2, t)  # v^ = v / (1 - b2^t)
     u = tree.div_sqrt(m_hat, v_hat, eps_of(hp, t), hp.eps_root)  # u = m^ / (sqrt(v^ + eps_root) + eps)
+    if hp.where_nonzero:  # torch's SparseAdam: m, v and u only at the entries a sparse g would hold
+        held = jax.tree.map(lambda x: x != 0, g)
+        keep = lambda new, old: jax.tree.map(lambda h, n, o: jnp.where(h, n, o), held, new, old)
+        mu, nu, u = keep(mu, state.mu), keep(nu, state.nu), keep(u, tree.zeros_like(u))
     return tree.cast_like(u, g), ScaleByAdamState(count=t, mu=mu, nu=nu)
 
 
@@ -124,6 +129,7 @@ def scale_by_adam(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     eps_hat: bool = False,
+    where_nonzero: bool = False,
 ) -> GradientTransformation:
     """Adam's preconditioner (Kingma & Ba, 2015): bias-corrected first moment over RMS.
 
@@ -138,7 +144,10 @@ def scale_by_adam(
     (end of Sec. 2), added to sqrt(v) before the correction: u = m^ sqrt(1 - b2^t) / (sqrt(v +
     eps_root) + eps), i.e. eps / sqrt(1 - b2^t) in place of eps above; that is Keras's Adam
     (`gradtx.presets.keras.Adam`), whose epsilon matters 1 / sqrt(1 - b2) = 32x more at t = 1.
-    (eps_hat=None means False: the switch is stored so when off, and the repr omits it.)
+    `where_nonzero=True` updates m and v, and gives a nonzero u, only where g != 0 (t still counts
+    every update): torch.optim.SparseAdam fed a dense gradient's `to_sparse()`, which holds exactly
+    its nonzero entries (`gradtx.presets.torch.SparseAdam`). (eps_hat=None and where_nonzero=None
+    mean False: the switches are stored so when off, and the repr omits them.)
 
     >>> import gradtx
     >>> gradtx.scale_by_adam(b2=0.99)
@@ -150,6 +159,7 @@ def scale_by_adam(
         "scale_by_adam", _init_adam, _update_adam,
         b1=b1, b2=b2, eps=eps, eps_root=eps_root, accumulator_dtype=dtype, nesterov=nesterov,
         eps_hat=flag_or_none("scale_by_adam", "eps_hat", eps_hat),
+        where_nonzero=flag_or_none("scale_by_adam", "where_nonzero", where_nonzero),
     )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """FTRL-Proximal: follow the regularized leader, with per-coordinate rates and an L1 term that
 sets weights exactly to zero (McMahan et al., 2013), as Keras computes it (keras.optimizers.Ftrl).
 
-    n' = n + g^2;   sigma = (n'^(-p) - n^(-p)) / lr
+    n' = n + g^2;   sigma = (n'^(-p) - n^(-p)) / lr;   W <- (1 - lr wd) W   (weight_decay, Keras's)
     z <- z + g + 2 l2s W - sigma W
     W <- (clip(z, -l1, l1) - z) / (n'^(-p) / lr + 2 l2 + beta / lr)        (0 wherever |z| <= l1)
 """
@@ -60,6 +60,7 @@ def _update_leaf(hp: Hyperparams, lr: Any, g: jax.Array, w: jax.Array, n: jax.Ar
     dtype = n.dtype
     lr, p = _as(lr, dtype), -_as(hp.learning_rate_power, dtype)
     w32, g32 = w.astype(dtype), g.astype(dtype)
+    w32 = w32 - w32 * _as(hp.weight_decay, dtype) * lr  # W <- (1 - lr wd) W: Keras's decay, before the step
     l1, l2, l2s, beta = (_as(v, dtype) for v in (hp.l1_regularization_strength, hp.l2_regularization_strength,
                          hp.l2_shrinkage_regularization_strength, hp.beta))  # fmt: skip
     n_new = n + g32 * g32  # n' = n + g^2 (the plain gradient, as Keras)
@@ -67,7 +68,7 @@ def _update_leaf(hp: Hyperparams, lr: Any, g: jax.Array, w: jax.Array, n: jax.Ar
     z = z + (g32 + 2 * l2s * w32) - sigma * w32  # z <- z + (g + 2 l2s W) - sigma W
     quadratic = n_new**p / lr + 2 * (l2 + beta / (2 * lr))  # n'^(-p) / lr + 2 l2 + beta / lr
     w_new = (jnp.clip(z, -l1, l1) - z) / quadratic  # W' = (clip(z, -l1, l1) - z) / quadratic
-    return (w_new - w32).astype(g.dtype), n_new, z
+    return (w_new - w.astype(dtype)).astype(g.dtype), n_new, z
 
 
 def _update_ftrl(hp: Hyperparams, g, state: FtrlState, params=None):
@@ -86,6 +87,7 @@ def ftrl(
     l2_regularization_strength: float = 0.0,
     l2_shrinkage_regularization_strength: float = 0.0,
     beta: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> GradientTransformation:
     """FTRL-Proximal (McMahan et al., 2013, Algorithm 1), keras.optimizers.Ftrl's numbers and arguments.
 
@@ -95,6 +97,11 @@ def ftrl(
         W' = (clip(z, -l1, l1) - z) / (n'^(-p) / lr + 2 l2 + beta / lr)
         u  = W' - W;   n <- n'
 
+    with weight_decay = wd > 0, W <- (1 - lr wd) W before the z update, as Keras's decoupled decay
+    (applied to the variable before its step; the new weight is a function of z, so the decay
+    acts only through z's sigma W and l2s W terms). An `add_decayed_weights` before ftrl would
+    add wd W to g, and to n, instead.
+
     l1, l2 = l1_ and l2_regularization_strength. With p = -1/2 the per-coordinate rate is
     lr / (beta + sqrt(n)), the paper's; p = 0 is a fixed rate. A coordinate whose |z| stays within
     l1 is exactly 0: the sparsity FTRL is used for. The update is the new weight minus the old, so
@@ -102,14 +109,14 @@ def ftrl(
     iterations). FTRL is meant to start at W = 0 (as in the paper and in Keras's use): the
     weights are a function of z, so from other initial weights the first steps pull W toward 0,
     and a zero gradient at the first step sets W to 0. Keras's default learning rate is 1e-3; its
-    base-optimizer options are transformations here (clip_by_global_norm, add_decayed_weights).
+    clipping options are transformations before it (`gradtx.presets.keras.Ftrl` chains them).
     Not in optax.
 
     >>> import gradtx
     >>> gradtx.ftrl(0.1, l1_regularization_strength=0.01)
     ftrl(learning_rate=0.1, learning_rate_power=-0.5, initial_accumulator_value=0.1,
          l1_regularization_strength=0.01, l2_regularization_strength=0.0,
-         l2_shrinkage_regularization_strength=0.0, beta=0.0)
+         l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=0.0)
     """
     check(
         "ftrl",
@@ -118,6 +125,7 @@ def ftrl(
         l1_regularization_strength=(l1_regularization_strength, NONNEG),
         l2_regularization_strength=(l2_regularization_strength, NONNEG),
         l2_shrinkage_regularization_strength=(l2_shrinkage_regularization_strength, NONNEG), beta=(beta, NONNEG),
+        weight_decay=(weight_decay, NONNEG),
     )  # fmt: skip
     return transformation(
         "ftrl", _init_ftrl, _update_ftrl,
@@ -125,6 +133,7 @@ def ftrl(
         initial_accumulator_value=initial_accumulator_value, l1_regularization_strength=l1_regularization_strength,
         l2_regularization_strength=l2_regularization_strength,
         l2_shrinkage_regularization_strength=l2_shrinkage_regularization_strength, beta=beta,
+        weight_decay=weight_decay,
     )  # fmt: skip
 
 

@@ -3,6 +3,8 @@
     scale_by_lbfgs   s_k = w_k - w_(k-1),  y_k = g_k - g_(k-1),  rho_k = 1 / <y_k, s_k>   (the last m pairs)
                      u = H_k g_k by the two-loop recursion, H_k^0 = gamma_k I
     lbfgs            chain(scale_by_lbfgs, scale(-1) or scale_by_learning_rate, a line search)
+    safeguarded_lbfgs   torch.optim.LBFGS's iteration: pairs with <y, s> <= min_curvature skipped,
+                     H^0 from the last pair kept, a first step of lr min(1, 1 / ||g||_1), stopping tests
 
 The line search (by default `scale_by_zoom_linesearch(20, initial_guess_strategy="one")`) needs the
 loss: `tx.update(grads, state, params, value=loss, grad=grads, value_fn=loss_fn)`, or
@@ -32,6 +34,7 @@ from gradtx.base import (
 )
 from gradtx.checks import (
     LEARNING_RATE,
+    NONNEG,
     OR_NONE,
     POSITIVE_COUNT,
     ArgumentTypeError,
@@ -41,7 +44,7 @@ from gradtx.checks import (
     require_params,
 )
 from gradtx.combine import chain
-from gradtx.transforms.linesearch import value_dtype, vdot
+from gradtx.transforms.linesearch import hyper, value_dtype, vdot
 from gradtx.transforms.scaling import scale, scale_by_learning_rate
 from gradtx.transforms.zoom import scale_by_zoom_linesearch
 
@@ -225,4 +228,111 @@ def lbfgs(
         )
 
 
-__all__ = ["ScaleByLBFGSState", "lbfgs", "scale_by_lbfgs"]
+# ---------------------------------------------------------------------------------------------------
+# torch.optim.LBFGS's iteration: safeguarded pairs and stopping tests
+
+
+class SafeguardedLBFGSState(NamedTuple):
+    """count: iterations taken (int32); updates: the last g; last_update: the last step s = u (torch's
+    t d); diff_params_memory, diff_updates_memory, weights_memory: the kept pairs s_i, y_i, rho_i in a
+    ring of size m (rho = 0 for an empty slot); pairs: pairs kept so far (int32); gamma: H^0's scale."""
+
+    count: Count
+    updates: Updates
+    last_update: Updates
+    diff_params_memory: Updates
+    diff_updates_memory: Updates
+    weights_memory: jax.Array
+    pairs: Count
+    gamma: jax.Array
+
+
+def _init_safeguarded(hp: Hyperparams, params) -> SafeguardedLBFGSState:
+    m, dtype = hp.memory_size, value_dtype(params)
+    zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), tree.compute_dtype(jnp.result_type(p))), params)
+    return SafeguardedLBFGSState(
+        count=zero_count(), updates=zeros, last_update=zeros,
+        diff_params_memory=_stacked_zeros(params, m), diff_updates_memory=_stacked_zeros(params, m),
+        weights_memory=jnp.zeros([m], dtype), pairs=zero_count(), gamma=jnp.ones([], dtype),
+    )  # fmt: skip
+
+
+def _reduce(leafwise: Any, across: Any, g: Updates, dtype: Any) -> jax.Array:
+    """leafwise(|x|) of every leaf, combined across leaves (0 for no leaves): ||g||_1, max |g|."""
+    out = jnp.zeros([], dtype)
+    for x in jax.tree.leaves(g):
+        out = across(out, leafwise(jnp.abs(x)).astype(dtype))
+    return out
+
+
+def _max(a: jax.Array) -> jax.Array:
+    return jnp.max(a, initial=0)  # of |g| >= 0; 0 for a leaf with no entries
+
+
+def _update_safeguarded(hp: Hyperparams, g, state: SafeguardedLBFGSState, params=None):
+    k, m, dtype = state.count, hp.memory_size, state.weights_memory.dtype
+    given, g = g, tree.compute_like(g, state.updates)
+    s, y = state.last_update, tree.sub(g, state.updates)  # s = the last step, y = g_k - g_(k-1)
+    ys = vdot(y, s, dtype)
+    keep = (k > 0) & (ys > hp.min_curvature)  # a pair of too little curvature is skipped, not stored
+    slot = state.pairs % m
+    store = lambda memory, v: jax.tree.map(lambda x, v_: jnp.where(keep, x.at[slot].set(v_), x), memory, v)
+    s_mem, y_mem = store(state.diff_params_memory, s), store(state.diff_updates_memory, y)
+    rho_mem = jnp.where(keep, state.weights_memory.at[slot].set(_safe_inverse(ys)), state.weights_memory)
+    yy = vdot(y, y, dtype)
+    gamma = jnp.where(keep, ys / jnp.where(keep, yy, 1), state.gamma)  # gamma = <y, s> / <y, y> of the last pair
+    pairs = state.pairs + keep.astype(state.pairs.dtype)
+    direction = _two_loop(g, s_mem, y_mem, rho_mem, gamma, pairs % m)  # H g (H = gamma I before any pair)
+    l1 = _reduce(jnp.sum, jnp.add, g, dtype)  # ||g||_1
+    first = jnp.where(l1 > 1, 1 / jnp.where(l1 > 1, l1, 1), 1)  # min(1, 1 / ||g||_1), no 1 / 0 (nor its gradient)
+    t = hyper(hp.learning_rate, dtype) * jnp.where(k > 0, 1, first)  # t_0 = lr min(1, 1 / ||g||_1)
+    u = tree.scale(-t, direction)  # u = t d, d = -H g
+    converged = _reduce(_max, jnp.maximum, g, dtype) <= hp.tolerance_grad  # no step, the state kept (as torch)
+    stalled = vdot(g, direction, dtype) < hp.tolerance_change  # <g, d> > -tolerance_change: no step
+    u = tree.where(converged | stalled, tree.zeros_like(u), u)
+    new = SafeguardedLBFGSState(
+        count=next_count(k), updates=g, last_update=u, diff_params_memory=s_mem, diff_updates_memory=y_mem,
+        weights_memory=rho_mem, pairs=pairs, gamma=gamma.astype(dtype),
+    )  # fmt: skip
+    return tree.cast_like(u, given), tree.where(converged, state, new)
+
+
+def safeguarded_lbfgs(
+    learning_rate: float = 1.0,
+    memory_size: int = 100,
+    min_curvature: float = 1e-10,
+    tolerance_grad: float = 1e-7,
+    tolerance_change: float = 1e-9,
+) -> GradientTransformation:
+    """L-BFGS with a fixed step and torch.optim.LBFGS's safeguards: one update is one of its iterations.
+
+        y = g_k - g_(k-1),  s = u_(k-1)          a pair is kept only if <y, s> > min_curvature
+        gamma = <y, s> / <y, y> of the last kept pair (1 before any);  d = -H g (two-loop, H^0 = gamma I)
+        u = -lr min(1, 1 / sum |g|) g  (first update),   u = lr d  (after)
+        u = 0 where max |g| <= tolerance_grad (the state unchanged) or <g, d> > -tolerance_change
+
+    The last m = memory_size kept pairs are used (a skipped pair evicts none). Unlike
+    `scale_by_lbfgs` (optax's), a pair of negative or tiny curvature is skipped rather than used,
+    H^0 keeps the last kept pair's scale, and the first step is scaled by the L1 norm of g. Its
+    updates include the learning rate and the sign (as asgd's). torch.optim.LBFGS(line_search_fn=None)
+    is this, one update per inner iteration (`gradtx.presets.torch.LBFGS`). `update` needs no params.
+
+    >>> import gradtx, jax.numpy as jnp
+    >>> tx = gradtx.safeguarded_lbfgs(learning_rate=1.0)
+    >>> u, state = tx.update(jnp.asarray([1.0, -3.0]), tx.init(jnp.zeros(2)))
+    >>> u.tolist()
+    [-0.25, 0.75]
+    """
+    check(
+        "safeguarded_lbfgs", learning_rate=(learning_rate, NONNEG), memory_size=(memory_size, POSITIVE_COUNT),
+        min_curvature=(min_curvature, NONNEG), tolerance_grad=(tolerance_grad, NONNEG),
+        tolerance_change=(tolerance_change, NONNEG),
+    )  # fmt: skip
+    return transformation(
+        "safeguarded_lbfgs", _init_safeguarded, _update_safeguarded,
+        learning_rate=learning_rate, memory_size=memory_size, min_curvature=min_curvature,
+        tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+    )  # fmt: skip
+
+
+__all__ = ["SafeguardedLBFGSState", "ScaleByLBFGSState", "lbfgs", "safeguarded_lbfgs", "scale_by_lbfgs"]

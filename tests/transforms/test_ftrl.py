@@ -64,6 +64,8 @@ CONFIGS = {
     "fixed-rate": dict(
         learning_rate=0.05, learning_rate_power=0.0, initial_accumulator_value=0.0, l1_regularization_strength=0.3
     ),
+    # Keras's decoupled decay: the variable is decayed before the step, which reads it in z
+    "weight-decay": dict(learning_rate=0.2, weight_decay=0.3, l2_shrinkage_regularization_strength=0.05),
 }  # fmt: skip
 
 
