@@ -42,10 +42,6 @@ FRAMEWORK_FORM = {
     # Keras decays the weights before the step, which then reads the decayed weights' RMS: the step
     # is scaled by 1 - lr wd, a second fixed step size (presets/keras_adafactor.py).
     "presets.keras.Adafactor": ["two-lr"],
-    # Keras decays y before the step; its net effect on the params, -(1 - 1/t) lr wd y, is built as
-    # a decay lr wd y and a growth lr wd y / t (presets/keras_schedule_free.py): lint reads the
-    # growth stage alone.
-    "presets.keras.ScheduleFreeAdamW": ["decay-order"],
 }
 
 

@@ -32,6 +32,9 @@ NEEDS_LEAVES = {
     "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
     # issue 12: torch's and Keras's Adafactor factor each leaf's last two dimensions
     "scale_by_factored_rms[torch]", "presets.torch.Adafactor", "presets.keras.Adafactor",
+    # issue 11: Muon orthogonalizes each matrix leaf (and its partition gives the others to AdamW)
+    "scale_by_muon", "scale_by_shape", "scale_by_normuon", "muon", "normuon", "presets.torch.Muon",
+    "presets.keras.Muon",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

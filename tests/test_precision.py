@@ -141,3 +141,16 @@ def test_wrappers_leave_float32_params_alone_and_need_params():
     assert gradtx.kahan_summation(gradtx.adam(1e-2)).init(params).compensation["w"] is None
     with pytest.raises(TypeError, match="key must be a non-negative int seed"):
         gradtx.stochastic_rounding(gradtx.adam(1e-2), key=1.5)
+
+
+@pytest.mark.parametrize("wrapper", [gradtx.kahan_summation, gradtx.stochastic_rounding], ids=["kahan", "sr"])
+def test_a_params_tuple_of_two_leaves_is_a_tree_not_a_pair(wrapper):
+    """A model that is a 2-tuple (a None and a bfloat16 scalar; two arrays) gets one update per leaf."""
+    tx = wrapper(gradtx.sgd(0.5))
+    for params in ((None, jnp.asarray(1.0, jnp.bfloat16)), (jnp.ones(2, jnp.bfloat16), jnp.ones(3, jnp.float32))):
+        grads = jax.tree.map(jnp.ones_like, params)
+        updates, _ = jax.jit(tx.update)(grads, tx.init(params), params)
+        assert jax.tree.structure(updates) == jax.tree.structure(grads)
+        for u, p in zip(jax.tree.leaves(updates), jax.tree.leaves(params), strict=True):
+            assert u.shape == p.shape and u.dtype == p.dtype
+            np.testing.assert_allclose(np.asarray(u, np.float32), -0.5)

@@ -232,23 +232,31 @@ def _init_kahan(hp: Hyperparams, params) -> KahanSummationState:
     return KahanSummationState(compensation=compensation, inner_state=hp.args[0].init(params))
 
 
-def _kahan_step(p: jax.Array, u: jax.Array, c: jax.Array | None) -> tuple[jax.Array, jax.Array | None]:
+class _Rounded(NamedTuple):
+    """One leaf's (update, new compensation): a type of its own, so that a params tuple of two
+    leaves is not taken for one leaf's pair."""
+
+    update: Any
+    compensation: Any
+
+
+def _kahan_step(p: jax.Array, u: jax.Array, c: jax.Array | None) -> _Rounded:
     if c is None:
-        return u, None
+        return _Rounded(u, None)
     p32 = p.astype(tree.compute_dtype(p.dtype))
     y = c.astype(p32.dtype) + u.astype(p32.dtype)  # y = c + u
     new = round_to_nearest(p32 + y, p.dtype)  # W' = RN(W + y)
     c_new = y - (new - p32)  # c <- y - (W' - W): what this rounding took off
-    return new - p32, round_to_nearest(c_new, c.dtype).astype(c.dtype)
+    return _Rounded(new - p32, round_to_nearest(c_new, c.dtype).astype(c.dtype))
 
 
 def _update_kahan(hp: Hyperparams, g, state: KahanSummationState, params=None, **extra_args):
     params = require_params("kahan_summation", params)
     u, inner_state = update_one(hp.args[0], tree.compute_like(g, g), state.inner_state, params, extra_args)
     pairs = jax.tree.map(_kahan_step, params, u, state.compensation, is_leaf=lambda x: x is None)
-    is_pair = lambda x: isinstance(x, tuple) and len(x) == 2 and not hasattr(x, "_fields")
-    new_u = jax.tree.map(lambda pair: pair[0], pairs, is_leaf=is_pair)
-    compensation = jax.tree.map(lambda pair: pair[1], pairs, is_leaf=is_pair)
+    is_rounded = lambda x: isinstance(x, _Rounded)
+    new_u = jax.tree.map(lambda r: r.update, pairs, is_leaf=is_rounded)
+    compensation = jax.tree.map(lambda r: r.compensation, pairs, is_leaf=is_rounded)
     return tree.cast_like(new_u, g), KahanSummationState(compensation=compensation, inner_state=inner_state)
 
 

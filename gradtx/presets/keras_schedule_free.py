@@ -8,8 +8,9 @@ choices of its own, each a public block of the chain:
     y    <- y - lr wd y  before the step        (Keras's decoupled decay, at y, outside z)
 
 The decay moves y, from which x = (y - (1 - b1) z) / b1 is recovered, so it reaches the params as
--(1 - c_t) lr wd y = -lr wd y + lr wd y / (t + 1) after the schedule-free step:
-`scale(-1.0), add_decayed_weights(lr wd), scale(-1.0), add_decayed_weights(inverse_time_decay(lr wd, 1.0))`.
+-(1 - c_t) lr wd y = -lr wd y + lr wd y / (t + 1) after the schedule-free step: `scale(-1.0),
+add_decayed_weights(lr wd), add_decayed_weights(inverse_time_decay(-lr wd, 1.0)), scale(-1.0)` (the
+two decays between the flips: each carries the sign of the decay it stands for).
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def ScheduleFreeAdamW(
     `chain(schedule_free(chain(scale_by_rms(b2, eps, eps_in_sqrt=False, bias_correction=True),
     scale_by_learning_rate(lr_t)), lr_t, b1, weight_lr_power=0.0))`, and with `weight_decay` Keras's
     y <- y - lr wd y before the step (lr without the warmup), which reaches the params as
-    -(1 - c_t) lr wd y: `scale(-1.0), add_decayed_weights(lr wd), scale(-1.0),
-    add_decayed_weights(inverse_time_decay(lr wd, 1.0))` after it. Against
+    -(1 - c_t) lr wd y: `scale(-1.0), add_decayed_weights(lr wd),
+    add_decayed_weights(inverse_time_decay(-lr wd, 1.0)), scale(-1.0)` after it. Against
     `gradtx.schedule_free_adamw` (optax's, the authors'): the average is uniform, not weighted by
     lr^2; the warmup starts at lr / W, not 0; the decay is not part of z's step. Evaluate at
     `gradtx.schedule_free_eval_params(state, params)` (Keras keeps x implicit too).
@@ -78,11 +79,11 @@ def ScheduleFreeAdamW(
             # u - (1 - c_t) lr wd y = u - lr wd y + lr wd y / (t + 1), in public blocks whose repr rebuilds them
             wd: Any = weight_decay
             rate: Any = learning_rate * wd if not callable(learning_rate) else None
-            late: Any = inverse_time_decay(rate, 1.0) if rate is not None else None
+            late: Any = inverse_time_decay(-rate, 1.0) if rate is not None else None
             if callable(learning_rate):
                 rate = multiply_schedules([learning_rate, constant_schedule(wd)])
-                late = multiply_schedules([learning_rate, inverse_time_decay(wd, 1.0)])
-            members += [scale(-1.0), add_decayed_weights(rate), scale(-1.0), add_decayed_weights(late)]
+                late = multiply_schedules([learning_rate, inverse_time_decay(-wd, 1.0)])
+            members += [scale(-1.0), add_decayed_weights(rate), add_decayed_weights(late), scale(-1.0)]
         return chain(*members)
 
 

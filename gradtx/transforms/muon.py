@@ -51,6 +51,7 @@ from gradtx.checks import (
     first_moment_dtype,
 )
 from gradtx.combine import chain, partition
+from gradtx.packing import require_leaves
 from gradtx.transforms.adamw import adamw
 from gradtx.transforms.newton_schulz import (
     PRECONDITIONINGS,
@@ -194,6 +195,7 @@ def _init_muon(hp: Hyperparams, params) -> MuonState:
 
 
 def _update_muon(hp: Hyperparams, g, state: MuonState, params=None):
+    require_leaves("scale_by_muon", g)  # each matrix is a leaf: a packed buffer is none
     t = next_count(state.count)
     mu, m = momentum(hp, state.mu, g, t)  # m <- beta m + (1 - beta) g; m^ (Nesterov, bias correction)
     at = dict((path, dims) for path, _, dims in leaves_with_dims(hp.builder, hp.weight_dimension_numbers, m))
@@ -271,6 +273,7 @@ def scale_by_muon(
 
 
 def _update_shape(hp: Hyperparams, g, state: EmptyState, params=None):
+    require_leaves("scale_by_shape", g)  # each matrix is a leaf: a packed buffer is none
     scaled = {}
     for path, leaf, dims in leaves_with_dims(hp.builder, hp.weight_dimension_numbers, g):
         fan_in, fan_out = fans(leaf, dims)

@@ -32,6 +32,7 @@ from gradtx.base import (
     zero_count,
 )
 from gradtx.checks import NONNEG, UNIT, ArgumentValueError, check
+from gradtx.packing import require_leaves
 from gradtx.transforms.muon import (
     coeffs_array,
     leaves_with_dims,
@@ -89,6 +90,7 @@ def _normalize(hp: Hyperparams, o: jax.Array, nu: jax.Array, dims: Any) -> tuple
 
 
 def _update_normuon(hp: Hyperparams, g, state: NorMuonState, params=None):
+    require_leaves("scale_by_normuon", g)  # each matrix is a leaf: a packed buffer is none
     t = next_count(state.count)
     mu, m = momentum(hp, state.mu, g, t)
     flat, treedef = jax.tree_util.tree_flatten(m)
