@@ -227,6 +227,10 @@ TRANSFORMS: tuple[Case, ...] = (
         "clip_by_global_norm", lambda m: m.clip_by_global_norm(1.0),
         sweep=lambda m, h: m.clip_by_global_norm(h), sweep_values=(0.1, 1.0, 10.0),
     ),
+    Case(  # Keras's clipnorm: optax has no per-leaf norm clip (tests/transforms/test_clipping.py)
+        "clip_by_leaf_norm", lambda m: m.clip_by_leaf_norm(0.5), optax=False,
+        sweep=lambda m, h: m.clip_by_leaf_norm(h), sweep_values=(0.1, 0.5, 10.0),
+    ),
     Case(
         "add_decayed_weights", lambda m: m.add_decayed_weights(0.01),
         sweep=lambda m, h: m.add_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1),

@@ -70,6 +70,7 @@ NO_SCHEDULE = {
     "scale_by_nadam": "scale_by_nadam's b1 is a number: its momentum schedule mu_t is built in",
     "clip": "clip's max_delta is a number, as in optax",
     "clip_by_global_norm": "clip_by_global_norm's max_norm is a number, as in optax",
+    "clip_by_leaf_norm": "clip_by_leaf_norm's max_norm is a number, as clip_by_global_norm's",
 }
 # The hyperparameter a user would vary, for registry entries without a sweep.
 EXTRA_SWEEPS = {
