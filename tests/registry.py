@@ -471,6 +471,11 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
+    Case(  # Keras's base optimizer: clipnorm and use_ema (tests/test_presets_keras_base.py)
+        "presets.keras.SGD",
+        lambda m: m.presets.keras.SGD(momentum=0.9, clipnorm=1.0, use_ema=True, ema_overwrite_frequency=2),
+        label="clipnorm,ema", optax=False,
+    ),
     # issue 11: schedule-free; optax's warmup reads the schedule one count later (see schedule_free)
     Case("schedule_free_sgd", lambda m: contrib(m).schedule_free_sgd(0.1, weight_decay=1e-3),
          sweep=lambda m, h: m.schedule_free_sgd(h), sweep_values=LR),
