@@ -165,6 +165,7 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     # clipping and decay
     "clip": frozenset({"grad-clip"}),
     "clip_by_global_norm": frozenset({"grad-clip"}),
+    "clip_by_leaf_norm": frozenset({"grad-clip"}),
     "clip_by_block_rms": NONE,  # Adafactor's update clipping: meant to follow the preconditioner
     "add_decayed_weights": frozenset({"decay"}),
     # the rest: neither flip the sign nor change where a rule applies

@@ -227,6 +227,10 @@ TRANSFORMS: tuple[Case, ...] = (
         "clip_by_global_norm", lambda m: m.clip_by_global_norm(1.0),
         sweep=lambda m, h: m.clip_by_global_norm(h), sweep_values=(0.1, 1.0, 10.0),
     ),
+    Case(  # Keras's clipnorm: optax has no per-leaf norm clip (tests/transforms/test_clipping.py)
+        "clip_by_leaf_norm", lambda m: m.clip_by_leaf_norm(0.5), optax=False,
+        sweep=lambda m, h: m.clip_by_leaf_norm(h), sweep_values=(0.1, 0.5, 10.0),
+    ),
     Case(
         "add_decayed_weights", lambda m: m.add_decayed_weights(0.01),
         sweep=lambda m, h: m.add_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1),
@@ -467,6 +471,11 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("presets.keras.AdamW", lambda m: m.presets.keras.AdamW(amsgrad=True), optax=False),
     Case("presets.keras.Adamax", lambda m: m.presets.keras.Adamax(learning_rate=1e-2), optax=False),
     Case("presets.keras.SGD", lambda m: m.presets.keras.SGD(momentum=0.9, weight_decay=1e-2), optax=False),
+    Case(  # Keras's base optimizer: clipnorm and use_ema (tests/test_presets_keras_base.py)
+        "presets.keras.SGD",
+        lambda m: m.presets.keras.SGD(momentum=0.9, clipnorm=1.0, use_ema=True, ema_overwrite_frequency=2),
+        label="clipnorm,ema", optax=False,
+    ),
     # issue 11: schedule-free; optax's warmup reads the schedule one count later (see schedule_free)
     Case("schedule_free_sgd", lambda m: contrib(m).schedule_free_sgd(0.1, weight_decay=1e-3),
          sweep=lambda m, h: m.schedule_free_sgd(h), sweep_values=LR),

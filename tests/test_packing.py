@@ -28,6 +28,7 @@ NEEDS_LEAVES = {
     "masked", "partition", "multi_transform",
     "add_decayed_weights[mask]", "adamw[mask]", "lion",
     "centralize", "adaptive_grad_clip", "freeze", "selective_transform",
+    "clip_by_leaf_norm", "presets.keras.SGD[clipnorm,ema]",  # Keras's clipnorm: one norm per leaf
     # issue 10 (optim): per-axis statistics, per-leaf distances, trust ratios; adan's case has a mask
     "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
     # issue 12: torch's and Keras's Adafactor factor each leaf's last two dimensions

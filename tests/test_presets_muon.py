@@ -242,8 +242,7 @@ def test_keras_muon_trajectory(kwargs):
 
 
 def test_keras_muon_takes_kerass_arguments_and_defaults():
-    not_taken = {"clipnorm", "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                 "gradient_accumulation_steps", "name", "kwargs", "self"}  # fmt: skip
+    not_taken = {"loss_scale_factor", "gradient_accumulation_steps", "name", "kwargs", "self"}
     theirs = {
         k: v for k, v in inspect.signature(keras.optimizers.Muon.__init__).parameters.items() if k not in not_taken
     }

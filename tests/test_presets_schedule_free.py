@@ -86,7 +86,7 @@ def test_the_eval_params_are_kerass_implicit_average():
         (lambda: pk.ScheduleFreeAdamW(weight_decay=-0.1),
          "presets.keras.ScheduleFreeAdamW: weight_decay must be in [0, inf), got -0.1"),
         (lambda: pk.ScheduleFreeAdamW(clipvalue=1.0, global_clipnorm=1.0),
-         "presets.keras.ScheduleFreeAdamW: set one of clipvalue"),
+         "presets.keras.ScheduleFreeAdamW: set one of clipnorm, clipvalue and global_clipnorm"),
     ],
 )  # fmt: skip
 def test_errors_name_the_preset_and_kerass_argument(make, message):

@@ -2,8 +2,9 @@
 
 Each builder is named as Keras's class and takes its constructor's arguments with Keras's names
 and defaults: the optimizer's own (`beta_1`, `epsilon`, `rho`, ...), `learning_rate` (a number or
-a gradtx schedule count -> value in place of a Keras LearningRateSchedule) and three of the base
-optimizer's: `weight_decay`, `clipvalue`, `global_clipnorm`. It returns a plain gradtx `chain`:
+a gradtx schedule count -> value in place of a Keras LearningRateSchedule) and the base
+optimizer's `weight_decay`, `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`,
+`ema_momentum` and `ema_overwrite_frequency`. It returns a plain gradtx `chain`:
 
     keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.004, global_clipnorm=1.0)
     gradtx.presets.keras.AdamW(learning_rate=1e-3, weight_decay=0.004, global_clipnorm=1.0)
@@ -18,12 +19,16 @@ in float64, 32 steps of a three-leaf model):
                        learning rate, or after the momentum where the momentum holds lr-scaled steps
     momentum (SGD,     m <- mu m - lr g on lr-scaled steps: trace after the learning rate
       RMSprop)
-    clipvalue, global_clipnorm   clip, clip_by_global_norm first (0 or None: off, as Keras)
+    clipnorm, clipvalue,   clip_by_leaf_norm (each variable's own norm), clip, clip_by_global_norm
+      global_clipnorm      first (0 or None: off, as Keras; one at most)
+    use_ema, ema_momentum, ema_params(ema_momentum, overwrite_frequency=ema_overwrite_frequency)
+      ema_overwrite_frequency   last: W^ <- a W^ + (1 - a) p after each step (the first copies p),
+                       p <- W^ after every F-th; read W^ with `gradtx.averaged_params(state, params)`,
+                       Keras's `_model_variables_moving_average` (`finalize_variable_values`)
 
-Not taken: `clipnorm` (Keras clips each variable's gradient by its own norm; gradtx has no such
-block), the EMA options (`use_ema`, ...), `loss_scale_factor`, `gradient_accumulation_steps` (use
-`gradtx.MultiSteps`) and `name`. `Adafactor` is defined in gradtx/presets/keras_adafactor.py and
-re-exported here.
+The base optimizer's part lives in gradtx/presets/keras_base.py. Not taken: `loss_scale_factor`,
+`gradient_accumulation_steps` (use `gradtx.MultiSteps`) and `name`. `Adafactor`, `ScheduleFreeAdamW` and
+`Muon` are defined in keras_adafactor.py, keras_schedule_free.py and keras_muon.py and re-exported here.
 """
 
 from __future__ import annotations
@@ -37,100 +42,25 @@ from gradtx.checks import (
     NONNEG,
     OR_NONE,
     UNIT,
-    ArgumentTypeError,
-    ArgumentValueError,
     arguments_of,
     check,
     check_flag,
     is_zero,
 )
-from gradtx.combine import chain
 from gradtx.presets.keras_adafactor import Adafactor
+from gradtx.presets.keras_base import _around, _base, _chain, _is_on, _momentum_chain, _name, _number_rate
+from gradtx.presets.keras_muon import Muon, muon_labels  # noqa: F401  (a preset's repr names muon_labels)
+from gradtx.presets.keras_schedule_free import ScheduleFreeAdamW
 from gradtx.transforms.adadelta import scale_by_adadelta
 from gradtx.transforms.adagrad import scale_by_rss
 from gradtx.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
-from gradtx.transforms.clipping import clip, clip_by_global_norm
 from gradtx.transforms.ftrl import ftrl
 from gradtx.transforms.layerwise import scale_by_trust_ratio
 from gradtx.transforms.lion import scale_by_lion
-from gradtx.transforms.momentum import trace
 from gradtx.transforms.nadam import scale_by_nadam
-from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.rmsprop import scale_by_rms, scale_by_stddev
-from gradtx.transforms.scaling import scale, scale_by_learning_rate
 
 _RENAMES = {"b1": "beta_1", "b2": "beta_2", "eps": "epsilon", "decay": "rho", "trace.decay": "momentum"}
-
-
-def _name(cls: str) -> str:
-    return f"presets.keras.{cls}"
-
-
-def _is_on(value: Any) -> bool:
-    """Keras's test for its optional numbers: None and 0 are off."""
-    return value is not None and not (isinstance(value, int | float) and value == 0)
-
-
-def _clipping(builder: str, clipvalue: Any, global_clipnorm: Any) -> list[GradientTransformation]:
-    check(builder, clipvalue=(clipvalue, NONNEG + OR_NONE), global_clipnorm=(global_clipnorm, NONNEG + OR_NONE))
-    if _is_on(clipvalue) and _is_on(global_clipnorm):
-        raise ArgumentValueError(builder, None, "set one of clipvalue and global_clipnorm, not both (as Keras)")
-    if _is_on(global_clipnorm):
-        return [clip_by_global_norm(global_clipnorm)]
-    return [clip(clipvalue)] if _is_on(clipvalue) else []
-
-
-def _number_rate(builder: str, learning_rate: Any, why: str) -> None:
-    if callable(learning_rate):
-        raise ArgumentTypeError(
-            builder, "learning_rate", f"must be a number when weight_decay is set ({why}), got {learning_rate!r}"
-        )
-
-
-def _chain(
-    builder: str,
-    precondition: list[GradientTransformation],
-    learning_rate: ScalarOrSchedule,
-    weight_decay: Any,
-    clipvalue: Any,
-    global_clipnorm: Any,
-) -> GradientTransformation:
-    """[clip] preconditioner... [add_decayed_weights(wd)] scale_by_learning_rate(lr): p <- p - lr (u + wd p)."""
-    check(builder, learning_rate=(learning_rate, LEARNING_RATE), weight_decay=(weight_decay, NONNEG + OR_NONE))
-    members = _clipping(builder, clipvalue, global_clipnorm) + precondition
-    if _is_on(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
-    return chain(*members, scale_by_learning_rate(learning_rate))
-
-
-def _momentum_chain(
-    builder: str,
-    precondition: list[GradientTransformation],
-    learning_rate: ScalarOrSchedule,
-    momentum: float,
-    nesterov: bool,
-    weight_decay: Any,
-    clipvalue: Any,
-    global_clipnorm: Any,
-) -> GradientTransformation:
-    """Keras's momentum m <- mu m - lr u, p <- p + m (nesterov: p <- p + mu m - lr u), decay p <- p - lr wd p:
-
-    chain([clip], preconditioner..., scale_by_learning_rate(lr), trace(mu, nesterov)), or with a
-    decay, which must not enter the momentum, chain(..., scale_by_learning_rate(lr, flip_sign=False),
-    trace(mu, nesterov), add_decayed_weights(lr wd), scale(-1.0)).
-    """
-    check(builder, learning_rate=(learning_rate, LEARNING_RATE), weight_decay=(weight_decay, NONNEG + OR_NONE))
-    members = _clipping(builder, clipvalue, global_clipnorm) + precondition
-    if not _is_on(weight_decay):
-        return chain(*members, scale_by_learning_rate(learning_rate), trace(momentum, nesterov=nesterov))
-    _number_rate(builder, learning_rate, "the decay lr wd p bypasses the momentum, which holds lr-scaled steps")
-    return chain(
-        *members,
-        scale_by_learning_rate(learning_rate, flip_sign=False),
-        trace(momentum, nesterov=nesterov),
-        add_decayed_weights(learning_rate * weight_decay),
-        scale(-1.0),
-    )
 
 
 def SGD(
@@ -138,8 +68,12 @@ def SGD(
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.SGD: momentum on lr-scaled steps, m <- mu m - lr g.
 
@@ -155,12 +89,13 @@ def SGD(
     chain(scale_by_learning_rate(learning_rate=0.01, flip_sign=True), trace(decay=0.9, nesterov=False))
     """
     name = _name("SGD")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, momentum=(momentum, MOMENTUM))
     nesterov = check_flag(name, "nesterov", nesterov)
     with arguments_of(name, _RENAMES):
         if is_zero(momentum):
-            return _chain(name, [], learning_rate, weight_decay, clipvalue, global_clipnorm)
-        return _momentum_chain(name, [], learning_rate, momentum, nesterov, weight_decay, clipvalue, global_clipnorm)
+            return _chain(name, [], learning_rate, weight_decay, base)
+        return _momentum_chain(name, [], learning_rate, momentum, nesterov, weight_decay, base)
 
 
 def RMSprop(
@@ -170,8 +105,12 @@ def RMSprop(
     epsilon: float = 1e-7,
     centered: bool = False,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.RMSprop: epsilon inside the root, momentum on lr-scaled steps.
 
@@ -188,6 +127,7 @@ def RMSprop(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("RMSprop")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, rho=(rho, UNIT), momentum=(momentum, MOMENTUM), epsilon=(epsilon, NONNEG))
     with arguments_of(name, _RENAMES):
         if check_flag(name, "centered", centered):
@@ -195,10 +135,8 @@ def RMSprop(
         else:
             precondition = [scale_by_rms(rho, epsilon)]
         if is_zero(momentum):
-            return _chain(name, precondition, learning_rate, weight_decay, clipvalue, global_clipnorm)
-        return _momentum_chain(
-            name, precondition, learning_rate, momentum, False, weight_decay, clipvalue, global_clipnorm
-        )
+            return _chain(name, precondition, learning_rate, weight_decay, base)
+        return _momentum_chain(name, precondition, learning_rate, momentum, False, weight_decay, base)
 
 
 def _adam(name: str, beta_1: Any, beta_2: Any, epsilon: Any, amsgrad: Any) -> GradientTransformation:
@@ -215,8 +153,12 @@ def Adam(
     epsilon: float = 1e-7,
     amsgrad: bool = False,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Adam: epsilon is eps-hat, added to sqrt(v) before the bias correction.
 
@@ -232,9 +174,10 @@ def Adam(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Adam")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     with arguments_of(name, _RENAMES):
         precondition = _adam(name, beta_1, beta_2, epsilon, amsgrad)
-        return _chain(name, [precondition], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [precondition], learning_rate, weight_decay, base)
 
 
 def AdamW(
@@ -244,8 +187,12 @@ def AdamW(
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
     amsgrad: bool = False,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.AdamW: `Adam` with weight_decay 0.004, p <- p - lr wd p before the step.
 
@@ -260,10 +207,11 @@ def AdamW(
           add_decayed_weights(weight_decay=0.004), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("AdamW")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, weight_decay=(weight_decay, NONNEG))  # a number: Keras's AdamW refuses None
     with arguments_of(name, _RENAMES):
         precondition = _adam(name, beta_1, beta_2, epsilon, amsgrad)
-        return _chain(name, [precondition], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [precondition], learning_rate, weight_decay, base)
 
 
 def Nadam(
@@ -272,8 +220,12 @@ def Nadam(
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Nadam: Dozat's schedule mu_t = b1 (1 - 0.5 * 0.96^t) (torch's momentum_decay = 1).
 
@@ -288,10 +240,11 @@ def Nadam(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Nadam")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, beta_1=(beta_1, UNIT), beta_2=(beta_2, UNIT), epsilon=(epsilon, NONNEG))
     with arguments_of(name, _RENAMES):
         precondition = scale_by_nadam(beta_1, beta_2, epsilon, momentum_decay=1.0)
-        return _chain(name, [precondition], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [precondition], learning_rate, weight_decay, base)
 
 
 def Adamax(
@@ -300,8 +253,12 @@ def Adamax(
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Adamax: epsilon added to the infinity norm, outside its max.
 
@@ -316,10 +273,11 @@ def Adamax(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Adamax")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, beta_1=(beta_1, UNIT), beta_2=(beta_2, UNIT), epsilon=(epsilon, NONNEG))
     with arguments_of(name, _RENAMES):
         precondition = scale_by_adamax(beta_1, beta_2, epsilon, eps_outside_max=True)
-        return _chain(name, [precondition], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [precondition], learning_rate, weight_decay, base)
 
 
 def Adagrad(
@@ -327,8 +285,12 @@ def Adagrad(
     initial_accumulator_value: float = 0.1,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Adagrad: optax's form, s from 0.1, epsilon inside the root.
 
@@ -343,10 +305,11 @@ def Adagrad(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Adagrad")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, initial_accumulator_value=(initial_accumulator_value, NONNEG), epsilon=(epsilon, NONNEG))
     with arguments_of(name, _RENAMES):
         precondition = scale_by_rss(initial_accumulator_value, epsilon, eps_in_sqrt=True)
-        return _chain(name, [precondition], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [precondition], learning_rate, weight_decay, base)
 
 
 def Adadelta(
@@ -354,8 +317,12 @@ def Adadelta(
     rho: float = 0.95,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Adadelta: Zeiler's update times a learning rate of 1e-3 (torch: 1.0).
 
@@ -369,9 +336,10 @@ def Adadelta(
     chain(scale_by_adadelta(rho=0.95, eps=1e-07), scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Adadelta")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, rho=(rho, UNIT), epsilon=(epsilon, NONNEG))
     with arguments_of(name, _RENAMES):
-        return _chain(name, [scale_by_adadelta(rho, epsilon)], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [scale_by_adadelta(rho, epsilon)], learning_rate, weight_decay, base)
 
 
 def Lion(
@@ -379,8 +347,12 @@ def Lion(
     beta_1: float = 0.9,
     beta_2: float = 0.99,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Lion: the sign of b1 m + (1 - b1) g; no weight decay by default.
 
@@ -395,9 +367,10 @@ def Lion(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Lion")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, beta_1=(beta_1, "(0, 1]"), beta_2=(beta_2, UNIT))
     with arguments_of(name, _RENAMES):
-        return _chain(name, [scale_by_lion(beta_1, beta_2)], learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, [scale_by_lion(beta_1, beta_2)], learning_rate, weight_decay, base)
 
 
 def Lamb(
@@ -406,8 +379,12 @@ def Lamb(
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Lamb: Adam's step scaled by ||p|| / ||step|| per variable, decay before it.
 
@@ -426,6 +403,7 @@ def Lamb(
           scale_by_learning_rate(learning_rate=0.001, flip_sign=True))
     """
     name = _name("Lamb")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, beta_1=(beta_1, UNIT), beta_2=(beta_2, UNIT), epsilon=(epsilon, NONNEG))
     check(name, learning_rate=(learning_rate, LEARNING_RATE), weight_decay=(weight_decay, NONNEG + OR_NONE))
     coefficient = 1.0
@@ -434,7 +412,7 @@ def Lamb(
         coefficient = abs(1.0 - learning_rate * weight_decay)  # type: ignore[operator]
     with arguments_of(name, _RENAMES):
         precondition = [scale_by_adam(beta_1, beta_2, epsilon), scale_by_trust_ratio(trust_coefficient=coefficient)]
-        return _chain(name, precondition, learning_rate, weight_decay, clipvalue, global_clipnorm)
+        return _chain(name, precondition, learning_rate, weight_decay, base)
 
 
 def Ftrl(
@@ -446,8 +424,12 @@ def Ftrl(
     l2_shrinkage_regularization_strength: float = 0.0,
     beta: float = 0.0,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Ftrl: FTRL-Proximal, the new weight a function of the accumulated z.
 
@@ -465,27 +447,18 @@ def Ftrl(
                l2_shrinkage_regularization_strength=0.0, beta=0.0, weight_decay=0.0))
     """
     name = _name("Ftrl")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(name, weight_decay=(weight_decay, NONNEG + OR_NONE))
     with arguments_of(name, _RENAMES):
-        members = _clipping(name, clipvalue, global_clipnorm)
         decay: float = weight_decay if weight_decay is not None and _is_on(weight_decay) else 0.0
         step = ftrl(
             learning_rate, learning_rate_power, initial_accumulator_value, l1_regularization_strength,
             l2_regularization_strength, l2_shrinkage_regularization_strength, beta, weight_decay=decay,
         )  # fmt: skip
-        return chain(*members, step)
+        return _around(name, base, [step])
 
 
 __all__ = [
     "SGD", "RMSprop", "Adam", "AdamW", "Nadam", "Adamax", "Adagrad", "Adadelta", "Lion", "Lamb", "Ftrl",
-    "Adafactor",
+    "Adafactor", "ScheduleFreeAdamW", "Muon",
 ]  # fmt: skip
-
-# Schedule-free AdamW lives in its own file (keras_schedule_free.py), imported last: it uses this file's helpers.
-from gradtx.presets.keras_schedule_free import ScheduleFreeAdamW  # noqa: E402
-
-__all__ += ["ScheduleFreeAdamW"]
-
-from gradtx.presets.keras_muon import Muon, muon_labels  # noqa: E402, F401  (the matrix optimizers: keras_muon.py)
-
-__all__ += ["Muon"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from gradtx.base import GradientTransformation, ScalarOrSchedule
 from gradtx.checks import LEARNING_RATE, NONNEG, OR_NONE, ArgumentTypeError, arguments_of, check, check_flag
-from gradtx.combine import chain
+from gradtx.presets.keras_base import _around, _base, _is_on
 from gradtx.transforms.adafactor import scale_by_factored_rms, scale_by_relative_step
 from gradtx.transforms.layerwise import clip_by_block_rms, scale_by_param_block_rms
 from gradtx.transforms.regularization import add_decayed_weights
@@ -28,8 +28,12 @@ def Adafactor(
     clip_threshold: float = 1.0,
     relative_step: bool = True,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.Adafactor: a factored second moment, an RMS-clipped update, a relative step.
 
@@ -55,16 +59,14 @@ def Adafactor(
           factor_last_dims=True), clip_by_block_rms(threshold=1.0), scale_by_relative_step(learning_rate=0.001),
           scale_by_param_block_rms(min_scale=0.001), scale(step_size=-1.0))
     """
-    from gradtx.presets.keras import _clipping, _is_on  # keras.py re-exports this module's Adafactor
-
+    base = _base(_NAME, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(_NAME, learning_rate=(learning_rate, LEARNING_RATE), beta_2_decay=(beta_2_decay, "(-inf, 0]"))
     check(_NAME, epsilon_1=(epsilon_1, NONNEG), epsilon_2=(epsilon_2, NONNEG), clip_threshold=(clip_threshold, NONNEG))
     check(_NAME, weight_decay=(weight_decay, NONNEG + OR_NONE))
     check_flag(_NAME, "relative_step", relative_step)
     renames = {"decay_rate": "beta_2_decay", "epsilon": "epsilon_1", "threshold": "clip_threshold"}
     with arguments_of(_NAME, renames):
-        members = _clipping(_NAME, clipvalue, global_clipnorm)
-        members += [
+        members = [
             scale_by_factored_rms(
                 decay_rate=-beta_2_decay, min_dim_size_to_factor=0, epsilon=epsilon_1, factor_last_dims=True
             ),
@@ -72,11 +74,11 @@ def Adafactor(
             scale_by_relative_step(learning_rate),
         ]
         if not _is_on(weight_decay):
-            return chain(*members, scale_by_param_block_rms(epsilon_2), scale(-1.0))
+            return _around(_NAME, base, [*members, scale_by_param_block_rms(epsilon_2), scale(-1.0)])
         decay = _decay(learning_rate, weight_decay)
         c = abs(1.0 - decay)  # rms((1 - lr wd) W) = c rms(W): max(eps2, c rms(W)) = c max(eps2 / c, rms(W))
         scaled = [scale_by_param_block_rms(epsilon_2 / c), scale(c)] if c > 0 else [scale(epsilon_2)]
-        return chain(*members, *scaled, add_decayed_weights(decay), scale(-1.0))
+        return _around(_NAME, base, [*members, *scaled, add_decayed_weights(decay), scale(-1.0)])
 
 
 def _decay(learning_rate: Any, weight_decay: Any) -> Any:

@@ -31,6 +31,7 @@ import jax
 from gradtx.base import Bound, GradientTransformation, Hyperparams, ScalarOrSchedule
 from gradtx.checks import LEARNING_RATE, NONNEG, OR_NONE, REAL, UNIT, ArgumentTypeError, arguments_of, check, check_flag
 from gradtx.combine import chain, partition
+from gradtx.presets.keras_base import _around, _base, _is_on
 from gradtx.transforms.adam import scale_by_adam
 from gradtx.transforms.muon import scale_by_muon, scale_by_shape
 from gradtx.transforms.regularization import add_decayed_weights
@@ -70,10 +71,6 @@ def muon_labels(exclude_layers: tuple[str, ...] = (), exclude_embeddings: bool =
     }))  # fmt: skip
 
 
-def _is_on(value: Any) -> bool:
-    return value is not None and not (isinstance(value, int | float) and value == 0)
-
-
 def Muon(
     learning_rate: ScalarOrSchedule = 0.001,
     adam_beta_1: float = 0.9,
@@ -81,8 +78,12 @@ def Muon(
     adam_weight_decay: float | None = 0.004,
     epsilon: float = 1e-7,
     weight_decay: float | None = 0.004,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
     exclude_layers: list[str] | None = None,
     exclude_embeddings: bool = True,
     muon_a: float = 3.4445,
@@ -107,9 +108,8 @@ def Muon(
     >>> sorted(state[0].inner_states)
     ['adam', 'muon']
     """
-    from gradtx.presets.keras import _clipping
-
     name = "presets.keras.Muon"
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(
         name, learning_rate=(learning_rate, LEARNING_RATE), adam_beta_1=(adam_beta_1, UNIT),
         adam_beta_2=(adam_beta_2, UNIT), epsilon=(epsilon, NONNEG), adam_lr_ratio=(adam_lr_ratio, NONNEG),
@@ -139,7 +139,7 @@ def Muon(
             "muon": chain(*matrices, scale_by_learning_rate(learning_rate)),
             "adam": chain(*others, scale_by_learning_rate(learning_rate)),
         }, labels)  # fmt: skip
-        return chain(*_clipping(name, clipvalue, global_clipnorm), routed)
+        return _around(name, base, [routed])
 
 
 __all__ = ["Muon"]  # and muon_labels, which presets.keras imports (a preset's repr names it)

@@ -20,7 +20,7 @@ from typing import Any
 from gradtx.base import GradientTransformation, ScalarOrSchedule
 from gradtx.checks import COUNT, LEARNING_RATE, NONNEG, OR_NONE, UNIT, arguments_of, check
 from gradtx.combine import chain
-from gradtx.presets.keras import _clipping, _is_on, _name
+from gradtx.presets.keras_base import _around, _base, _is_on, _name
 from gradtx.schedules import constant_schedule, inverse_time_decay, linear_schedule, multiply_schedules
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.rmsprop import scale_by_rms
@@ -44,8 +44,12 @@ def ScheduleFreeAdamW(
     epsilon: float = 1e-8,
     warmup_steps: int = 0,
     weight_decay: float | None = None,
+    clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
 ) -> GradientTransformation:
     """keras.optimizers.ScheduleFreeAdamW: schedule-free Adam with a uniform average.
 
@@ -66,6 +70,7 @@ def ScheduleFreeAdamW(
     >>> tx = keras.ScheduleFreeAdamW(warmup_steps=10)
     """
     name = _name("ScheduleFreeAdamW")
+    base = _base(name, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency)
     check(
         name,
         learning_rate=(learning_rate, LEARNING_RATE), beta_1=(beta_1, "(0, 1]"), beta_2=(beta_2, UNIT),
@@ -73,8 +78,8 @@ def ScheduleFreeAdamW(
     )  # fmt: skip
     with arguments_of(name, {"b1": "beta_1", "decay": "beta_2", "eps": "epsilon"}):
         lr = _warmed_up(learning_rate, warmup_steps)
-        base = chain(scale_by_rms(beta_2, epsilon, eps_in_sqrt=False, bias_correction=True), scale_by_learning_rate(lr))
-        members = [*_clipping(name, clipvalue, global_clipnorm), schedule_free(base, lr, beta_1, weight_lr_power=0.0)]
+        adam = chain(scale_by_rms(beta_2, epsilon, eps_in_sqrt=False, bias_correction=True), scale_by_learning_rate(lr))
+        members = [schedule_free(adam, lr, beta_1, weight_lr_power=0.0)]
         if _is_on(weight_decay):
             # u - (1 - c_t) lr wd y = u - lr wd y + lr wd y / (t + 1), in public blocks whose repr rebuilds them
             wd: Any = weight_decay
@@ -84,7 +89,7 @@ def ScheduleFreeAdamW(
                 rate = multiply_schedules([learning_rate, constant_schedule(wd)])
                 late = multiply_schedules([learning_rate, inverse_time_decay(-wd, 1.0)])
             members += [scale(-1.0), add_decayed_weights(rate), add_decayed_weights(late), scale(-1.0)]
-        return chain(*members)
+        return _around(name, base, members)
 
 
 __all__ = ["ScheduleFreeAdamW"]

@@ -2,6 +2,7 @@
 
     clip(c):                   u = min(max(g, -c), c)                   (each coordinate)
     clip_by_global_norm(c):    u = g * c / ||g||  if ||g|| > c,  else g  (||.|| over all leaves)
+    clip_by_leaf_norm(c):      u = g * c / ||g||  if ||g|| > c,  else g  (||.|| over each leaf alone)
     adaptive_grad_clip(l):     u = g * l max(||w||, eps) / ||g||  where that is below 1   (each unit)
     per_example_global_norm_clip(G, c):  sum over examples i of g_i min(1, c / ||g_i||)
     per_example_layer_norm_clip(G, c):   the same, leaf by leaf, with a share c_l of c per leaf
@@ -81,6 +82,43 @@ def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """
     check("clip_by_global_norm", max_norm=(max_norm, NONNEG))
     return transformation("clip_by_global_norm", init_empty, _update_clip_by_global_norm, max_norm=max_norm)
+
+
+def _update_clip_by_leaf_norm(hp: Hyperparams, updates, state, params=None):
+    require_leaves("clip_by_leaf_norm", updates)  # a norm per leaf: packing would merge the leaves
+
+    def leaf(g: jax.Array) -> jax.Array:
+        g32 = g.astype(tree.compute_dtype(g.dtype))
+        sq = jnp.sum(tree.abs_sq(g32))  # ||g||^2 of this leaf
+        c = jnp.asarray(hp.max_norm).astype(sq.dtype)
+        over = jnp.sqrt(sq) > c  # as clip_by_global_norm: c / ||g|| only where ||g|| > c >= 0
+        factor = jnp.where(over, c / jnp.sqrt(jnp.where(over, sq, 1)), 1)  # s = c / ||g|| or 1
+        return (g32 * factor.astype(g32.dtype)).astype(g.dtype)  # u = s g, a real factor for complex g
+
+    return jax.tree.map(leaf, updates), state
+
+
+def clip_by_leaf_norm(max_norm: float) -> GradientTransformation:
+    """Rescales each leaf of the updates so that its own L2 norm is at most max_norm.
+
+        ||g|| = sqrt(sum_i |g_i|^2)   (i over the coordinates of one leaf)
+        u = g c / ||g||   if ||g|| > c,   else g        (c = max_norm >= 0, for each leaf)
+
+    `clip_by_global_norm` leaf by leaf: each variable keeps its direction, and a leaf with a large
+    gradient is not allowed to shrink the others' steps. Keras's `clipnorm` (its optimizers'
+    `g c / max(||g||, c)`, TF's `tf.clip_by_norm` of each variable); optax 0.2.8 has no per-leaf
+    norm clip (`clip_by_block_rms` bounds the RMS, ||g|| / sqrt(n), not the norm). Zero gradients
+    stay zero; c = 0 gives zero updates (Keras treats clipnorm = 0 as off). Stateless; each leaf
+    is a block, so it refuses packed updates (`gradtx.pack`).
+
+    >>> import jax.numpy as jnp, gradtx
+    >>> tx = gradtx.clip_by_leaf_norm(1.0)
+    >>> u, _ = tx.update({"a": jnp.asarray([3.0, 4.0]), "b": jnp.asarray([0.3, 0.4])}, tx.init(None))
+    >>> print(u["a"], u["b"])  # a has norm 5: clipped to 1; b has norm 0.5: kept
+    [0.6 0.8] [0.3 0.4]
+    """
+    check("clip_by_leaf_norm", max_norm=(max_norm, NONNEG))
+    return transformation("clip_by_leaf_norm", init_empty, _update_clip_by_leaf_norm, max_norm=max_norm)
 
 
 def global_norm(updates: Updates) -> jax.Array:
@@ -282,6 +320,7 @@ __all__ = [
     "adaptive_grad_clip",
     "clip",
     "clip_by_global_norm",
+    "clip_by_leaf_norm",
     "global_norm",
     "per_example_global_norm_clip",
     "per_example_layer_norm_clip",

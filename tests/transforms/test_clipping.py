@@ -1,4 +1,5 @@
-"""clip and clip_by_global_norm against NumPy and optax; zero thresholds and zero gradients stay finite."""
+"""clip and clip_by_global_norm against NumPy and optax, clip_by_leaf_norm against Keras's formula (NumPy);
+zero thresholds and zero gradients stay finite."""
 
 from __future__ import annotations
 
@@ -292,3 +293,21 @@ def test_global_norm_is_optax_global_norm_and_tree_norm():
     np.testing.assert_allclose(gradtx.global_norm(g), expected, rtol=1e-14)
     np.testing.assert_allclose(gradtx.global_norm(g), theirs, rtol=1e-14)
     assert gradtx.global_norm(g) == gradtx.tree.norm(g)
+
+
+def test_clip_by_leaf_norm_clips_each_leaf_by_its_own_norm():
+    rng = np.random.default_rng(0)
+    grads = {"a": rng.normal(size=(3, 4)), "b": 0.01 * rng.normal(size=5), "c": np.asarray(-7.0), "z": np.zeros(3)}
+    for c in (0.0, 0.1, 1.0, 100.0):
+        tx = gradtx.clip_by_leaf_norm(c)
+        got, _ = jax.jit(tx.update)(jax.tree.map(jnp.asarray, grads), tx.init(grads))
+        for k, g in grads.items():
+            norm = np.linalg.norm(g)
+            want = g * (c / norm if norm > c else 1.0)  # Keras: g c / max(||g||, c)
+            np.testing.assert_allclose(np.asarray(got[k]), want, rtol=1e-12, atol=0, err_msg=f"{c} {k}")
+    # finite derivatives through update at zero gradients, and complex leaves clipped by |g|
+    tx = gradtx.clip_by_leaf_norm(1.0)
+    d = jax.grad(lambda g: jnp.sum(tx.update({"z": g}, tx.init(None))[0]["z"]))(jnp.zeros(3))
+    assert bool(jnp.all(jnp.isfinite(d)))
+    u, _ = tx.update({"c": jnp.asarray([3 + 4j])}, tx.init(None))
+    np.testing.assert_allclose(np.asarray(u["c"]), [0.6 + 0.8j], rtol=1e-6)
