@@ -2,20 +2,20 @@
 
 Along w + t d, with phi(t) = f(w + t d) and phi'(t) = <grad f(w + t d), d>, from a first trial t_0:
 
-    bracketing   a trial t with phi(t) > phi(0) + c1 t phi'(0), or (from the third trial on)
-                 phi(t) >= phi(t_prev), or phi'(t) >= 0:  the bracket [t_prev, t];
-                 |phi'(t)| <= -c2 phi'(0):  t is taken;
-                 else t <- the cubic through (t_prev, t), clamped to [t + 0.01 (t - t_prev), 10 t]
-    zoom         t <- the cubic through the bracket's ends, inside it; moved 0.1 of its width from
-                 the nearer end when it lands that close twice running (or on or past an end);
-                 an end replaced as in Nocedal & Wright's Alg. 3.6; until strong Wolfe holds, the
-                 bracket is narrower than tolerance_change / max |d| or the trials run out
-    result       the bracket's end of the lower value: its t, phi(t), max |grad f| there; the trials
+    bracketing   the bracket [t_prev, t] where phi(t) > phi(0) + c1 t phi'(0) or phi'(t) >= 0
+                 (or phi(t) >= phi(t_prev), from the third trial on); t taken where |phi'(t)| <= -c2 phi'(0)
+    extrapolate  t <- the cubic's minimizer through t_prev and t, in [t + 0.01 (t - t_prev), 10 t]
+    zoom         t <- the cubic's minimizer through the bracket's ends, inside the bracket
+    result       the bracket's end of the lower value: t, phi(t), max |grad f(w + t d)|, the evaluations
+
+The zoom moves a trial 0.1 of the bracket's width in from the nearer end where it lands that close
+twice running (or on or past an end), replaces an end as Nocedal & Wright's Alg. 3.6 does, and stops
+where strong Wolfe holds, the bracket is narrower than tolerance_change / max |d|, or the trials run out.
 
 c1 = 1e-4, c2 = 0.9. The first trial is always evaluated, then at most `max_trials` more; a
 bracketing phase that uses them all ends with the bracket [0, t] (the lower of phi(0), phi(t) is
-taken, no zoom). The cubic through (x1, f1, g1), (x2, f2, g2) is Moré-Thuente's minimizer, the
-bracket's middle where it has none. Every comparison is torch's, in its order, so that a float64
+taken, no zoom). The cubic through (x1, f1, g1), (x2, f2, g2) is minFunc's (torch's source),
+the bracket's middle where it has no real minimizer. Every comparison is torch's, in its order, so that a float64
 run takes torch's branches and its step; scalars are in the dtype of the values.
 """
 
