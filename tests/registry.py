@@ -594,6 +594,13 @@ EXTRA_ARGS: tuple[Case, ...] = (
     Case("rollback", lambda m: m.rollback(m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), decay=0.5),
          label="mask", optax=False, extra_args={"loss": 1.0}),
     Case("lbfgs", lambda m: m.lbfgs(memory_size=3), extra_args=objective_args),
+    # torch.optim.LBFGS's strong-Wolfe search (tests/test_presets_lbfgs_wolfe.py): calls of 3 iterations
+    Case("safeguarded_lbfgs",
+         lambda m: m.safeguarded_lbfgs(0.5, memory_size=3, linesearch="strong_wolfe", max_iter=3),
+         label="strong-wolfe", optax=False, extra_args=objective_args),
+    Case("presets.torch.LBFGS",
+         lambda m: m.presets.torch.LBFGS(max_iter=3, history_size=3, line_search_fn="strong_wolfe"),
+         label="strong-wolfe", optax=False, extra_args=objective_args),
     # A line search after a descent direction, as optax's examples use them.
     Case("scale_by_zoom_linesearch", lambda m: m.chain(m.sgd(1.0), m.scale_by_zoom_linesearch(10)),
          extra_args=objective_args),

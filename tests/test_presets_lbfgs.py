@@ -1,4 +1,5 @@
-"""presets.torch.LBFGS (gradtx.safeguarded_lbfgs) against torch.optim.LBFGS 2.13, line_search_fn=None.
+"""presets.torch.LBFGS (gradtx.safeguarded_lbfgs) against torch.optim.LBFGS 2.13, line_search_fn=None
+(with "strong_wolfe": tests/test_presets_lbfgs_wolfe.py).
 
 One gradtx update is one of torch's inner iterations: torch with max_iter=1 over 16 calls of
 `step(closure)` and with max_iter=4 over 4 calls (compared at the iterations each call ended on,
@@ -157,7 +158,7 @@ def test_the_preset_takes_torchs_arguments_and_defaults():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: pt.LBFGS(line_search_fn="strong_wolfe"), "presets.torch.LBFGS: line_search_fn must be None, got"),
+        (lambda: pt.LBFGS(line_search_fn="wolfe"), "presets.torch.LBFGS: line_search_fn must be None or one of"),
         (lambda: pt.LBFGS(history_size=0), "presets.torch.LBFGS: history_size must be in [1, inf), got 0"),
         (lambda: pt.LBFGS(lr=-1.0), "presets.torch.LBFGS: lr must be in [0, inf), got -1.0"),
         (lambda: pt.LBFGS(max_iter=0), "presets.torch.LBFGS: max_iter must be in [1, inf), got 0"),

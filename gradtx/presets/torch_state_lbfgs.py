@@ -9,6 +9,10 @@ torch keeps LBFGS's state on its first parameter, over all parameters flattened 
     state.gamma                    <-> H_diag
 
 torch's func_evals, prev_loss and al enter no number of the next iteration: written as n_iter, left out.
+torch's state is always between two calls of `step(closure)`: read, state.call_iterations and
+state.call_evaluations are 0 (the next update starts a call); written, a gradtx state in the middle of
+a call (line_search_fn="strong_wolfe", max_iter > 1) goes on in torch as a new call, whose search may
+then take more evaluations than the rest of gradtx's call would have.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def lbfgs_from_torch(builder: str, entry: dict, state: Any, paths: list) -> Any:
         last_update=split(_numpy(entry["d"]) * float(_numpy(entry["t"]))),  # torch's next s = d t
         diff_params_memory=s_mem, diff_updates_memory=y_mem, weights_memory=rho,
         pairs=jnp.asarray(pairs, state.pairs.dtype), gamma=jnp.asarray(float(_numpy(entry["H_diag"])), dtype),
+        call_iterations=jnp.zeros_like(state.call_iterations), call_evaluations=jnp.zeros_like(state.call_evaluations),
     )  # fmt: skip
 
 

@@ -38,14 +38,16 @@ from gradtx.checks import (
     OR_NONE,
     POSITIVE_COUNT,
     ArgumentTypeError,
+    ArgumentValueError,
     arguments_of,
     check,
     check_flag,
     require_params,
 )
 from gradtx.combine import chain
-from gradtx.transforms.linesearch import hyper, value_dtype, vdot
+from gradtx.transforms.linesearch import hyper, objective, value_dtype, vdot
 from gradtx.transforms.scaling import scale, scale_by_learning_rate
+from gradtx.transforms.strong_wolfe import max_abs, strong_wolfe
 from gradtx.transforms.zoom import scale_by_zoom_linesearch
 
 
@@ -232,10 +234,17 @@ def lbfgs(
 # torch.optim.LBFGS's iteration: safeguarded pairs and stopping tests
 
 
+_SAFEGUARDED = "safeguarded_lbfgs"
+LINESEARCHES = ("strong_wolfe",)
+
+
 class SafeguardedLBFGSState(NamedTuple):
     """count: iterations taken (int32); updates: the last g; last_update: the last step s = u (torch's
     t d); diff_params_memory, diff_updates_memory, weights_memory: the kept pairs s_i, y_i, rho_i in a
-    ring of size m (rho = 0 for an empty slot); pairs: pairs kept so far (int32); gamma: H^0's scale."""
+    ring of size m (rho = 0 for an empty slot); pairs: pairs kept so far (int32); gamma: H^0's scale;
+    call_iterations, call_evaluations: with the strong-Wolfe search, the iterations and evaluations of
+    f so far in torch's current `step(closure)` call (int32; 0 when the next update starts a call,
+    always 0 without the search)."""
 
     count: Count
     updates: Updates
@@ -245,6 +254,8 @@ class SafeguardedLBFGSState(NamedTuple):
     weights_memory: jax.Array
     pairs: Count
     gamma: jax.Array
+    call_iterations: Count
+    call_evaluations: Count
 
 
 def _init_safeguarded(hp: Hyperparams, params) -> SafeguardedLBFGSState:
@@ -254,6 +265,7 @@ def _init_safeguarded(hp: Hyperparams, params) -> SafeguardedLBFGSState:
         count=zero_count(), updates=zeros, last_update=zeros,
         diff_params_memory=_stacked_zeros(params, m), diff_updates_memory=_stacked_zeros(params, m),
         weights_memory=jnp.zeros([m], dtype), pairs=zero_count(), gamma=jnp.ones([], dtype),
+        call_iterations=zero_count(), call_evaluations=zero_count(),
     )  # fmt: skip
 
 
@@ -269,8 +281,11 @@ def _max(a: jax.Array) -> jax.Array:
     return jnp.max(a, initial=0)  # of |g| >= 0; 0 for a leaf with no entries
 
 
-def _update_safeguarded(hp: Hyperparams, g, state: SafeguardedLBFGSState, params=None):
+def _update_safeguarded(hp: Hyperparams, g, state: SafeguardedLBFGSState, params=None, **extra_args):
     k, m, dtype = state.count, hp.memory_size, state.weights_memory.dtype
+    if hp.linesearch is not None:  # the objective first: its errors name what to pass
+        params = require_params(_SAFEGUARDED, params)
+        value, _, f = objective(_SAFEGUARDED, g, extra_args, dtype, g)
     given, g = g, tree.compute_like(g, state.updates)
     s, y = state.last_update, tree.sub(g, state.updates)  # s = the last step, y = g_k - g_(k-1)
     ys = vdot(y, s, dtype)
@@ -286,15 +301,48 @@ def _update_safeguarded(hp: Hyperparams, g, state: SafeguardedLBFGSState, params
     l1 = _reduce(jnp.sum, jnp.add, g, dtype)  # ||g||_1
     first = jnp.where(l1 > 1, 1 / jnp.where(l1 > 1, l1, 1), 1)  # min(1, 1 / ||g||_1), no 1 / 0 (nor its gradient)
     t = hyper(hp.learning_rate, dtype) * jnp.where(k > 0, 1, first)  # t_0 = lr min(1, 1 / ||g||_1)
-    u = tree.scale(-t, direction)  # u = t d, d = -H g
-    converged = _reduce(_max, jnp.maximum, g, dtype) <= hp.tolerance_grad  # no step, the state kept (as torch)
+    grad_max = _reduce(_max, jnp.maximum, g, dtype)
+    converged = grad_max <= hp.tolerance_grad  # no step, the state kept (as torch)
     stalled = vdot(g, direction, dtype) < hp.tolerance_change  # <g, d> > -tolerance_change: no step
+    calls = state.call_iterations, state.call_evaluations
+    if hp.linesearch is not None:
+        t, calls = _search(hp, f, params, g, direction, t, value, grad_max, state, converged | stalled)
+    u = tree.scale(-t, direction)  # u = t d, d = -H g
     u = tree.where(converged | stalled, tree.zeros_like(u), u)
     new = SafeguardedLBFGSState(
         count=next_count(k), updates=g, last_update=u, diff_params_memory=s_mem, diff_updates_memory=y_mem,
-        weights_memory=rho_mem, pairs=pairs, gamma=gamma.astype(dtype),
+        weights_memory=rho_mem, pairs=pairs, gamma=gamma.astype(dtype), call_iterations=calls[0],
+        call_evaluations=calls[1],
     )  # fmt: skip
     return tree.cast_like(u, given), tree.where(converged, state, new)
+
+
+def _search(hp: Hyperparams, f, params, g, direction, t0, value, grad_max, state, skip) -> tuple:
+    """torch's strong-Wolfe step size along d = -H g from t0, and the call's (iterations, evaluations).
+
+    The search may take max_eval minus the call's evaluations so far (f and g at the call's start
+    included) trials after its first; both counts are 0 after an update where torch's loop breaks."""
+    dtype = value.dtype
+    fresh = state.call_evaluations == 0  # this update starts torch's step(closure) call
+    evaluations = jnp.where(fresh, 1, state.call_evaluations)  # f and g at the call's start: one
+    iterations = jnp.where(fresh, 0, state.call_iterations) + 1
+    d = jax.tree.map(jnp.negative, direction)  # d = -H g, exactly
+    slope = vdot(g, d, dtype)  # <g, d> < 0
+    t0 = jnp.asarray(t0, dtype)
+
+    def search(_: Any) -> tuple:
+        budget = hp.max_eval - evaluations  # torch's max_ls
+        return strong_wolfe(_SAFEGUARDED, f, params, d, t0, value, slope, grad_max, budget, hp.tolerance_change)
+
+    skipped = lambda _: (t0, value, grad_max, jnp.zeros([], jnp.int32))  # no search, no evaluation
+    t, new_value, new_grad_max, used = jax.lax.cond(skip, skipped, search, None)
+    evaluations = evaluations + used
+    ends = (
+        skip | (iterations >= hp.max_iter) | (evaluations >= hp.max_eval) | (new_grad_max <= hp.tolerance_grad)
+        | (max_abs(tree.scale(t, d), dtype) <= hp.tolerance_change) | (jnp.abs(new_value - value) < hp.tolerance_change)
+    )  # fmt: skip
+    zero = jnp.zeros([], jnp.int32)
+    return t, (jnp.where(ends, zero, iterations), jnp.where(ends, zero, evaluations))
 
 
 def safeguarded_lbfgs(
@@ -303,35 +351,67 @@ def safeguarded_lbfgs(
     min_curvature: float = 1e-10,
     tolerance_grad: float = 1e-7,
     tolerance_change: float = 1e-9,
+    linesearch: str | None = None,
+    max_iter: int = 20,
+    max_eval: int | None = None,
 ) -> GradientTransformation:
-    """L-BFGS with a fixed step and torch.optim.LBFGS's safeguards: one update is one of its iterations.
+    """L-BFGS with torch.optim.LBFGS's safeguards and step sizes: one update is one of its iterations.
 
         y = g_k - g_(k-1),  s = u_(k-1)          a pair is kept only if <y, s> > min_curvature
         gamma = <y, s> / <y, y> of the last kept pair (1 before any);  d = -H g (two-loop, H^0 = gamma I)
-        u = -lr min(1, 1 / sum |g|) g  (first update),   u = lr d  (after)
+        t_0 = lr min(1, 1 / sum |g|)  (first update),   t_0 = lr  (after);   u = t d
+        t = t_0 (linesearch=None),  t = torch's strong-Wolfe search from t_0 (linesearch="strong_wolfe")
         u = 0 where max |g| <= tolerance_grad (the state unchanged) or <g, d> > -tolerance_change
 
     The last m = memory_size kept pairs are used (a skipped pair evicts none). Unlike
     `scale_by_lbfgs` (optax's), a pair of negative or tiny curvature is skipped rather than used,
     H^0 keeps the last kept pair's scale, and the first step is scaled by the L1 norm of g. Its
-    updates include the learning rate and the sign (as asgd's). torch.optim.LBFGS(line_search_fn=None)
-    is this, one update per inner iteration (`gradtx.presets.torch.LBFGS`). `update` needs no params.
+    updates include the learning rate and the sign (as asgd's). torch.optim.LBFGS is this, one
+    update per inner iteration (`gradtx.presets.torch.LBFGS`). Without a line search `update` needs
+    no params, and max_iter, max_eval change no number (they are not kept).
+
+    `linesearch="strong_wolfe"`: torch's search (gradtx/transforms/strong_wolfe.py: bracketing,
+    then zoom by cubic interpolation, c1 = 1e-4, c2 = 0.9, the bracket's width against
+    tolerance_change), whose trials evaluate the loss: update then needs params, value=, grad= and
+    value_fn= (or `gradtx.make_step(tx, loss_fn)`), and the updates are consecutive groups of at
+    most max_iter, as torch's `step(closure)` calls: a group's evaluations of f, one at its start
+    and each trial after, number at most max_eval (default max_iter * 5 // 4, torch's); a search
+    may take max_eval minus the group's evaluations so far trials after its first, and a group
+    also ends where torch's loop breaks (max |grad| at the step <= tolerance_grad, max |u| <=
+    tolerance_change, or a change of f under tolerance_change). `state.call_evaluations` counts them.
 
     >>> import gradtx, jax.numpy as jnp
     >>> tx = gradtx.safeguarded_lbfgs(learning_rate=1.0)
     >>> u, state = tx.update(jnp.asarray([1.0, -3.0]), tx.init(jnp.zeros(2)))
     >>> u.tolist()
     [-0.25, 0.75]
+    >>> f = lambda w: jnp.sum((w - 1.0) ** 2)
+    >>> tx = gradtx.safeguarded_lbfgs(4.0, linesearch="strong_wolfe", max_iter=1, max_eval=4)
+    >>> w = jnp.zeros(2)
+    >>> g = jnp.asarray([-2.0, -2.0])
+    >>> u, state = tx.update(g, tx.init(w), w, value=f(w), grad=g, value_fn=f)
+    >>> u.tolist()  # t_0 = 4 / sum |g| = 1 overshoots to f = 2; the cubic in [0, 1] finds t = 1/2
+    [1.0, 1.0]
     """
     check(
-        "safeguarded_lbfgs", learning_rate=(learning_rate, NONNEG), memory_size=(memory_size, POSITIVE_COUNT),
+        _SAFEGUARDED, learning_rate=(learning_rate, NONNEG), memory_size=(memory_size, POSITIVE_COUNT),
         min_curvature=(min_curvature, NONNEG), tolerance_grad=(tolerance_grad, NONNEG),
-        tolerance_change=(tolerance_change, NONNEG),
+        tolerance_change=(tolerance_change, NONNEG), max_iter=(max_iter, POSITIVE_COUNT),
+        max_eval=(max_eval, POSITIVE_COUNT + OR_NONE),
     )  # fmt: skip
+    if linesearch is not None and linesearch not in LINESEARCHES:
+        raise ArgumentValueError(
+            _SAFEGUARDED, "linesearch", f"must be None or one of {LINESEARCHES}, got {linesearch!r}"
+        )
+    if linesearch is None:
+        max_iter = max_eval = None  # type: ignore[assignment]  # no number depends on them
+    elif max_eval is None:
+        max_eval = max_iter * 5 // 4  # torch's default
     return transformation(
-        "safeguarded_lbfgs", _init_safeguarded, _update_safeguarded,
+        _SAFEGUARDED, _init_safeguarded, _update_safeguarded,
         learning_rate=learning_rate, memory_size=memory_size, min_curvature=min_curvature,
-        tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+        tolerance_grad=tolerance_grad, tolerance_change=tolerance_change, linesearch=linesearch,
+        max_iter=max_iter, max_eval=max_eval, extra_args=True,
     )  # fmt: skip
 
 
