@@ -91,9 +91,10 @@ def run_torch(calls, start=None, load=None, **kwargs):
     return out
 
 
-def assert_walks_the_same_iterates(ours, theirs, what):
+def assert_walks_the_same_iterates(ours, theirs, what, names=NAMES):
+    """gradtx's iterate after each of torch's calls (torch's n_iter) equals torch's params then."""
     for iterations, params in theirs:
-        for k in NAMES:
+        for k in names:
             scale = np.max(np.abs(params[k]))
             np.testing.assert_allclose(
                 ours[iterations - 1][k],

@@ -23,6 +23,7 @@ import pytest
 
 import gradtx
 from gradtx.presets import torch as pt
+from tests import test_presets_lbfgs as lbfgs_tests
 
 torch = pytest.importorskip("torch")
 torch_lbfgs = pytest.importorskip("torch.optim.lbfgs")
@@ -101,16 +102,7 @@ def run_torch(calls, start=None, load=None, **kwargs):
 
 
 def assert_walks_the_same_iterates(ours, theirs, what):
-    for iterations, params in theirs:
-        for k in NAMES:
-            scale = np.max(np.abs(params[k]))
-            np.testing.assert_allclose(
-                ours[iterations - 1][k],
-                params[k],
-                rtol=RTOL,
-                atol=RTOL * scale,
-                err_msg=f"{what}: {k} after {iterations}",
-            )
+    lbfgs_tests.assert_walks_the_same_iterates(ours, theirs, what, names=NAMES)
 
 
 @pytest.fixture
