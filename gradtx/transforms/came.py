@@ -133,7 +133,8 @@ def _update_came_leaf(hp: Hyperparams, g, mu, v_row, v_col, v, s_row, s_col) -> 
         v = _ema(v, g2, hp.b2)  # v <- b2 v + (1 - b2) G2
         u = _times(g, _rsqrt(v))  # u = g / sqrt(v)
     if hp.clipping_threshold is not None:  # u <- u / max(1, rms(u) / d)
-        rms = jnp.sqrt(jnp.mean(tree.abs_sq(u)))
+        ms = jnp.mean(tree.abs_sq(u))
+        rms = jnp.where(ms > 0, jnp.sqrt(jnp.where(ms > 0, ms, 1)), 0)  # rms(u); a finite gradient at u = 0
         u = u / jnp.maximum(1, rms / jnp.asarray(hp.clipping_threshold).astype(rms.dtype)).astype(u.dtype)
     mu = _ema(mu, u, hp.b1)  # m <- b1 m + (1 - b1) u
     m = mu.astype(u.dtype)
