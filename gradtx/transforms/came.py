@@ -1,10 +1,12 @@
 """CAME: Adafactor's factored second moment with a confidence-guided, factored momentum (Luo et al., 2023).
 
-    scale_by_came   u = g / sqrt(v^) (v^ factored as Adafactor's), clipped to RMS <= d;  m <- b1 m + (1 - b1) u;
-                    U = (u - m)^2 + eps2 (the instability), S^ its factored EMA;  out = m / sqrt(S^)
+    scale_by_came   u = g / sqrt(v^)  (v^ factored as Adafactor's);  u^ = u / max(1, rms(u) / d)
+                    m <- b1 m + (1 - b1) u^;  U = (u^ - m)^2 + eps2;  delta = m / sqrt(S^)
     came            chain(scale_by_came, add_decayed_weights, scale_by_learning_rate)
 
-A matrix keeps a row and a column statistic for v and for S (n + m numbers each instead of n m),
+U is the instability, S^ its factored EMA.
+
+A matrix keeps a row and a column statistic for v and for S (one number a row and one a column),
 and divides the momentum by the root of its expected instability: steps where the momentum and
 the current update agree are taken with more confidence. The statistics are real and at least
 float32; the momentum follows the first-moment policy (`mu_dtype` / `accumulator_dtype`).
@@ -132,18 +134,19 @@ def _update_came_leaf(hp: Hyperparams, g, mu, v_row, v_col, v, s_row, s_col) -> 
     else:
         v = _ema(v, g2, hp.b2)  # v <- b2 v + (1 - b2) G2
         u = _times(g, _rsqrt(v))  # u = g / sqrt(v)
-    if hp.clipping_threshold is not None:  # u <- u / max(1, rms(u) / d)
+    if hp.clipping_threshold is not None:  # u^ = u / max(1, rms(u) / d)
         ms = jnp.mean(tree.abs_sq(u))
         rms = jnp.where(ms > 0, jnp.sqrt(jnp.where(ms > 0, ms, 1)), 0)  # rms(u); a finite gradient at u = 0
         u = u / jnp.maximum(1, rms / jnp.asarray(hp.clipping_threshold).astype(rms.dtype)).astype(u.dtype)
-    mu = _ema(mu, u, hp.b1)  # m <- b1 m + (1 - b1) u
+    mu = _ema(mu, u, hp.b1)  # m <- b1 m + (1 - b1) u^
     m = mu.astype(u.dtype)
     if not factored:  # the authors' code: a leaf with no factored statistics takes m itself
         return m, mu, v_row, v_col, v, s_row, s_col
-    instability = tree.abs_sq(u - m).astype(dtype) + jnp.asarray(hp.eps2).astype(dtype)  # U = (u - m)^2 + eps2
+    instability = tree.abs_sq(u - m).astype(dtype) + jnp.asarray(hp.eps2).astype(dtype)  # U = (u^ - m)^2 + eps2
     s_row = _ema(s_row, jnp.mean(instability, axis=-1), hp.b3)  # R <- b3 R + (1 - b3) mean of U over the last dim
     s_col = _ema(s_col, jnp.mean(instability, axis=-2), hp.b3)  # C <- b3 C + (1 - b3) mean of U over the other
-    return _times(m, _factored_rsqrt(s_row, s_col)), mu, v_row, v_col, v, s_row, s_col  # m / sqrt(R C^T / mean(R))
+    delta = _times(m, _factored_rsqrt(s_row, s_col))  # delta = m / sqrt(R C^T / mean(R))
+    return delta, mu, v_row, v_col, v, s_row, s_col
 
 
 def _update_came(hp: Hyperparams, g, state: ScaleByCameState, params=None):
@@ -180,24 +183,26 @@ def scale_by_came(
             v^ = r c^T / mean(r)
         any other leaf:
             v <- b2 v + (1 - b2) G2;   v^ = v
-        u = g / sqrt(v^)
-        u <- u / max(1, rms(u) / d)                           (d = clipping_threshold)
-        m <- b1 m + (1 - b1) u
+        u  = g / sqrt(v^)
+        u^ = u / max(1, rms(u) / d)                           (d = clipping_threshold)
+        m <- b1 m + (1 - b1) u^
         a matrix:
-            U = (u - m)^2 + eps2                               (the instability)
+            U = (u^ - m)^2 + eps2                              (the instability)
             R <- b3 R + (1 - b3) mean of U over the last dimension
             C <- b3 C + (1 - b3) mean of U over the other dimension
             S^ = R C^T / mean(R)
-            out = m / sqrt(S^)
+            delta = m / sqrt(S^)
         any other leaf:
-            out = m
+            delta = m
+
+    delta is the update (`came` steps W <- W - eta delta).
 
     No bias correction, as in the paper: the clipping bounds the first steps, whose v^ is small.
     The paper's row and column sums give the same v^ and S^ as these means. The authors' code
     (came-pytorch 0.1.3), which this equals to float64 rounding (tests/test_came.py), factors every
     leaf of two or more dimensions over its last two (`min_dim_size_to_factor=1`, the default;
     Adafactor's `scale_by_factored_rms` factors the two largest, if both >= 128) and gives a leaf
-    that is not factored no instability: its step is m itself; both are kept. The paper's
+    that is not factored no instability: its delta is m itself; both are kept. The paper's
     Algorithm 1 is stated for matrices only. `clipping_threshold=None` skips the clipping.
     `accumulator_dtype` (alias `mu_dtype`) sets m's dtype; the statistics (state `ScaleByCameState`)
     are real and at least float32. `update` needs no params.
@@ -244,7 +249,7 @@ def came(
     """CAME (Luo et al., 2023): `chain(scale_by_came(b1, b2, b3, eps1, eps2, clipping_threshold),
     add_decayed_weights(weight_decay, mask), scale_by_learning_rate(lr))`.
 
-    See `scale_by_came`. W <- W - eta (out + lambda W): the decay is scaled by the learning rate and
+    See `scale_by_came`. W <- W - eta (delta + lambda W): the decay is scaled by the learning rate and
     not divided by the preconditioner, as came-pytorch's CAME(lr, eps=(eps1, eps2),
     clip_threshold, betas=(b1, b2, b3), weight_decay), which this equals. `mask` selects the leaves
     that decay. Like Adafactor, CAME needs each param leaf whole: packed params (`gradtx.pack`)
