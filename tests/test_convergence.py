@@ -158,6 +158,7 @@ ROSENBROCK = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
+    "came": (gradtx.came(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),  # as adafactor
     "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
