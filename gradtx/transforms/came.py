@@ -199,7 +199,8 @@ def scale_by_came(
 
     No bias correction, as in the paper and the authors' code: the clipping bounds u^ while v^ is
     still small, but S^ starts small too, so a matrix's first deltas are about (1 - b1) / (b1
-    sqrt(1 - b3)) = 11 times u^'s size with the defaults (warm the learning rate up). The paper's row and column sums give the same v^ and S^ as these means. The authors' code
+    sqrt(1 - b3)) = 11 times u^'s size with the defaults (warm the learning rate up). The paper's
+    row and column sums give the same v^ and S^ as these means. The authors' code
     (came-pytorch 0.1.3), which this equals to float64 rounding (tests/test_came.py), factors every
     leaf of two or more dimensions over its last two (`min_dim_size_to_factor=1`, the default;
     Adafactor's `scale_by_factored_rms` factors the two largest, if both >= 128) and gives a leaf
