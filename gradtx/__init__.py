@@ -144,10 +144,12 @@ from gradtx.transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from gradtx.transforms.adam_atan2 import ScaleByAdamAtan2State, adam_atan2, scale_by_adam_atan2
 from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
 from gradtx.transforms.averaging import AveragedParamsState, averaged_params, ema_params, swa_params
+from gradtx.transforms.came import ScaleByCameState, came, scale_by_came
 from gradtx.transforms.centralize import centralize
 from gradtx.transforms.clipping import (
     adaptive_grad_clip,
@@ -167,6 +169,7 @@ from gradtx.transforms.distance_over_gradients import (
 from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
 from gradtx.transforms.fromage import fromage
 from gradtx.transforms.ftrl import FtrlState, ftrl
+from gradtx.transforms.laprop import ScaleByLapropState, laprop, scale_by_laprop
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -367,4 +370,8 @@ __all__ = [
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
     "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
+    # issue 11: Adam's newer relatives. CAME (confidence-guided factored moments), LaProp (momentum of
+    # the normalized gradient), Adam-atan2 (atan2 in place of eps)
+    "came", "scale_by_came", "ScaleByCameState", "laprop", "scale_by_laprop", "ScaleByLapropState",
+    "adam_atan2", "scale_by_adam_atan2", "ScaleByAdamAtan2State",
 ]  # fmt: skip

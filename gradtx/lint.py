@@ -231,6 +231,10 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_muon": PRECONDITIONER,
     "scale_by_normuon": PRECONDITIONER,
     "scale_by_shape": NONE,
+    # issue 11: Adam's newer relatives, scale-free directions as Adam's (CAME's after its RMS clipping)
+    "scale_by_came": PRECONDITIONER,
+    "scale_by_laprop": PRECONDITIONER,
+    "scale_by_adam_atan2": PRECONDITIONER,
     # schedule-free: y moves as its base optimizer's steps do (the base holds the rate and the sign)
     "schedule_free": frozenset({"wrapper"}),
     # the presets' blocks (gradtx/presets/): Adafactor's relative step min(lr, 1 / sqrt(t)) is a

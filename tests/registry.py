@@ -377,6 +377,11 @@ TRANSFORMS: tuple[Case, ...] = (
          label="keras-form,adaptive", optax=False),
     Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
+    # issue 11: Adam's newer relatives (not in optax; tests/test_came.py, test_laprop.py and
+    # test_adam_atan2.py hold them to the authors' packages). CAME factors the 3 x 4 leaves (its default).
+    Case("scale_by_came", lambda m: m.scale_by_came(), optax=False),
+    Case("scale_by_laprop", lambda m: m.scale_by_laprop(), optax=False),
+    Case("scale_by_adam_atan2", lambda m: m.scale_by_adam_atan2(), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -446,6 +451,13 @@ OPTIMIZERS: tuple[Case, ...] = (
          label="consistent-rms"),
     Case("normuon", lambda m: m.normuon(1e-2, weight_decay=1e-2), optax=False,
          sweep=lambda m, h: m.normuon(h), sweep_values=LR),
+    # issue 11: Adam's newer relatives, with the weight decay their chains add
+    Case("came", lambda m: m.came(1e-3, weight_decay=1e-2), optax=False, sweep=lambda m, h: m.came(h),
+         sweep_values=LR),
+    Case("laprop", lambda m: m.laprop(1e-3, weight_decay=1e-2), optax=False, sweep=lambda m, h: m.laprop(h),
+         sweep_values=LR),
+    Case("adam_atan2", lambda m: m.adam_atan2(1e-3, weight_decay=1e-2), optax=False,
+         sweep=lambda m, h: m.adam_atan2(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's

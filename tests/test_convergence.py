@@ -110,6 +110,11 @@ QUADRATIC = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
+    # issue 11: Adam's newer relatives. CAME's step on a vector is its clipped momentum, ~ lr a
+    # coordinate: a decaying rate lets it settle (as adafactor)
+    "came": (gradtx.came(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    "laprop": (gradtx.laprop(0.05), 3_000),
+    "adam_atan2": (gradtx.adam_atan2(0.05), 3_000),
     "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
     "presets.torch.LBFGS": (gradtx.presets.torch.LBFGS(), 3_000),  # torch's defaults
     "presets.torch.SparseAdam": (gradtx.presets.torch.SparseAdam(0.05), 3_000),  # as adam (every g != 0 here)
@@ -153,6 +158,7 @@ ROSENBROCK = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
+    "came": (gradtx.came(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),  # as adafactor
     "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
