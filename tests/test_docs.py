@@ -142,6 +142,11 @@ def test_mathjax_parses_every_equation_block(blocks):
         ("t = floor(k / T)", r"t = \left\lfloor \frac{k}{T} \right\rfloor"),
         ("eps = 1e-8", r"\epsilon = 10^{-8}"),
         ("u = g  for k < W", r"u = g\qquad \text{for}\ k < W"),
+        ("||g|| = sqrt(sum_i |g_i|^2)", r"\|g\| = \sqrt{\sum_{i}\, |g_{i}|^{2}}"),
+        ("u = g / (sqrt(s^_{t-1}) + eps)", r"u = \frac{g}{\sqrt{\hat{s}_{t - 1}} + \epsilon}"),
+        ("tau = max(f^ - f* + <d, x>, 0) / ||d||^2",
+         r"\tau = \frac{\max(\hat{f} - f^{*} + \langle d,\ x \rangle,\ 0)}{\|d\|^{2}}"),
+        ("u = g  where g != 0:  m <- b1 m", r"u = g\qquad \text{where}\ g \ne 0:\qquad m \leftarrow \beta_{1}\, m"),
     ],
 )  # fmt: skip
 def test_house_notation(src, tex):
@@ -157,6 +162,7 @@ def test_prose_and_code_stay_as_written():
     assert r"\text{where}\ \text{mask is True}" in prose.latex and prose.problems == []
     broken = housemath.render_block(["    ||g|| = sqrt(sum over all leaves of g^2)"])
     assert broken.problems  # math written in words is reported, not hidden
+    assert housemath.latex_errors(r"m:\\qquad u") != []  # a row break glued to a word is caught
 
 
 def test_docstring_markup_is_escaped():

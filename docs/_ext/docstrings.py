@@ -15,8 +15,10 @@ Nothing here imports Sphinx, so `tests/test_docs.py` runs it over every docstrin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,17 +60,28 @@ def _escape(s: str) -> str:
 
 
 def names_of(obj: Any) -> set[str]:
-    """The argument and field names an object's equations may use as symbols."""
+    """The names an object's equations may use as symbols: its arguments, its fields, and for a
+    function the state fields of the module that defines it (its family's state)."""
     names: set[str] = set()
     targets = [obj]
     if inspect.ismodule(obj):
         targets = [v for v in vars(obj).values() if getattr(v, "__module__", None) == obj.__name__]
+    elif (module := sys.modules.get(getattr(obj, "__module__", None) or "")) is not None:
+        names |= {f for v in vars(module).values() if inspect.isclass(v) and v.__module__ == module.__name__
+                  for f in fields_of(v)}  # fmt: skip
     for target in targets:
         if callable(target):
             with contextlib.suppress(TypeError, ValueError):  # builtins without a signature
                 names |= set(inspect.signature(target).parameters)
-        names |= set(getattr(target, "_fields", ()))
+        names |= fields_of(target)
     return names
+
+
+def fields_of(obj: Any) -> set[str]:
+    """A NamedTuple's or a dataclass's field names."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name for f in dataclasses.fields(obj)}
+    return set(getattr(obj, "_fields", ()))
 
 
 def convert(lines: list[str], names: Iterable[str] = ()) -> Converted:
