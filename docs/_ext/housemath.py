@@ -354,6 +354,8 @@ class Parser:
             elif t.kind == "id" and t.text in KEYWORDS:
                 self.take()
                 gap = "" if parts and str(parts[-1]).endswith("\\quad ") else r"\quad"
+                if parts and isinstance(parts[-1], Node) and parts[-1].kind == "text":
+                    gap = r"\ "  # prose, then a word: `dividing by the maximum of v`, spaced as words
                 parts.append(gap + r"\text{" + t.text + r"}\ ")
             else:
                 raise NotMath(f"unexpected {t.text!r}")
@@ -897,7 +899,7 @@ ALLOWED_MACROS = frozenset(
         "leftarrow", "to", "le", "ge", "ne", "in", "frac", "sqrt", "hat", "widehat", "tilde", "text", "texttt",
         "mathrm", "mathcal", "operatorname", "left", "right", "lfloor", "rfloor", "lceil", "rceil", "max", "min",
         "exp", "log", "cos", "sin", "tanh", "prod", "sum", "dots", "cdot", "times", "quad", "qquad", "infty",
-        "langle", "rangle", "begin", "end",
+        "langle", "rangle", "begin", "end", "displaystyle",
     }
     | {g.lstrip("\\") for g in GREEK.values()}
 )  # fmt: skip
