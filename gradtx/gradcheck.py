@@ -145,7 +145,7 @@ def check_grads(
         checked:  loss_fn(params, *args)                       (tx None)
                   loss_fn(params + tx(grad loss_fn(params)))   (tx a transformation: one update,
                                                                 differentiated w.r.t. the params)
-                  the same as a function of `hyperparams`      (tx a function hyperparams -> tx)
+                  the same as a function of `hyperparams`      (tx is a function hyperparams -> tx)
 
     `params` (or `hyperparams`) is any tree; its floating leaves are cast to float64 and checked,
     each on all its coordinates or, past `max_coords`, on that many drawn at random (`seed`).

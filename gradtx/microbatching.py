@@ -222,7 +222,8 @@ def microbatch(
 ) -> Callable[..., Any]:
     """`fun` evaluated on microbatches of `microbatch_size` examples in turn, its results combined.
 
-        n = B / m;   r <- init;   r <- update(r, fun(microbatch i), i) for i = 0 .. n - 1;   finalize(r)
+        n = B / m;   r <- init;   for i < n:  r <- update(r, fun(batch_i), i);   y = finalize(r)
+                                                                    (batch_i: microbatch i)
 
     `argnums` (positions) and `argnames` (keywords) name the arguments that hold the batch, on
     axis `in_axes` (one int for all, or one per argument, positions first); the others are passed

@@ -99,7 +99,8 @@ def test_every_equation_block_translates(blocks):
     assert not errors, errors
     cells = [(where, body) for where, r in blocks for _, body, _, _ in r.table]
     assert cells, "no labelled block was found"
-    assert {where: housemath.latex_errors(body) for where, body in cells if housemath.latex_errors(body)} == {}
+    shown = [(where, tex) for where, body in cells for tex in docstrings.shown_math(body.strip())]  # as on the site
+    assert [(where, housemath.latex_errors(tex)) for where, tex in shown if housemath.latex_errors(tex)] == []
     found = {(where, row) for where, r in blocks for row in r.problems}
     listed = notation_to_fix()
     assert found - listed == set(), "rows whose math stayed text: fix the notation or list them in docs/README.md"
@@ -110,7 +111,8 @@ def test_every_equation_block_translates(blocks):
 def test_mathjax_parses_every_equation_block(blocks):
     # Each block as one environment, and the cells of the labelled ones as the site shows them.
     shown = [(where, r.latex) for where, r in blocks]
-    shown += [(where, "\\displaystyle " + body) for where, r in blocks for _, body, _, _ in r.table if body.strip()]
+    shown += [(where, tex) for where, r in blocks for _, body, _, _ in r.table if body.strip()
+              for tex in docstrings.shown_math(body.strip())]  # fmt: skip
     latex = [tex for _, tex in shown]
     bad = ["\\frac{a}{", "\\nosuchmacro x"]  # the check must be able to fail
     result = subprocess.run(
@@ -142,6 +144,11 @@ def test_mathjax_parses_every_equation_block(blocks):
         ("t = floor(k / T)", r"t = \left\lfloor \frac{k}{T} \right\rfloor"),
         ("eps = 1e-8", r"\epsilon = 10^{-8}"),
         ("u = g  for k < W", r"u = g\qquad \text{for}\ k < W"),
+        ("||g|| = sqrt(sum_i |g_i|^2)", r"\|g\| = \sqrt{\sum_{i}\, |g_{i}|^{2}}"),
+        ("u = g / (sqrt(s^_{t-1}) + eps)", r"u = \frac{g}{\sqrt{\hat{s}_{t - 1}} + \epsilon}"),
+        ("tau = max(f^ - f* + <d, x>, 0) / ||d||^2",
+         r"\tau = \frac{\max(\hat{f} - f^{*} + \langle d,\ x \rangle,\ 0)}{\|d\|^{2}}"),
+        ("u = g  where g != 0:  m <- b1 m", r"u = g\qquad \text{where}\ g \ne 0:\qquad m \leftarrow \beta_{1}\, m"),
     ],
 )  # fmt: skip
 def test_house_notation(src, tex):
@@ -157,6 +164,7 @@ def test_prose_and_code_stay_as_written():
     assert r"\text{where}\ \text{mask is True}" in prose.latex and prose.problems == []
     broken = housemath.render_block(["    ||g|| = sqrt(sum over all leaves of g^2)"])
     assert broken.problems  # math written in words is reported, not hidden
+    assert housemath.latex_errors(r"m:\\qquad u") != []  # a row break glued to a word is caught
 
 
 def test_docstring_markup_is_escaped():

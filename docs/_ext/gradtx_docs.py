@@ -83,10 +83,19 @@ class Page:
 
 
 def module_title(module: str) -> str:
-    """The words of a module's docstring before its first colon or full stop (else its name)."""
+    """The words of a module's docstring before its first colon or full stop (else its name).
+
+    A head that ends in a citation, "Adam with decoupled weight decay (Loshchilov & Hutter, 2019)",
+    is titled without it where the whole would be too long for the sidebar. A head that starts
+    with a name (`inject_hyperparams`, `torch.optim's`) keeps the name's case."""
     doc = (sys.modules[module].__doc__ or module).strip().splitlines()[0] + " "
     head = re.split(r"[:.]\s", doc, maxsplit=1)[0].strip()
-    return head[:1].upper() + head[1:] if head and len(head) < 60 else module
+    if len(head) >= 60:
+        head = re.sub(r"\s*\([^()]*\)$", "", head)
+    if not head or len(head) >= 60:
+        return module
+    first_word = head.split(" ", 1)[0]
+    return head if re.search(r"[_.]\w", first_word) else head[:1].upper() + head[1:]
 
 
 def module_intro(module: str) -> list[str]:
@@ -98,7 +107,10 @@ def module_intro(module: str) -> list[str]:
     first, rest = lines[0], lines[1:]
     if title == module or not first.lower().startswith(title.lower()):
         return lines
-    after = first[len(title) :].lstrip(":. ").strip()
+    after = first[len(title) :].strip()
+    if after.startswith("("):  # the title left out a citation: the intro starts with the whole line
+        return lines
+    after = after.lstrip(":. ").strip()
     return ([after[:1].upper() + after[1:]] if after else []) + rest
 
 

@@ -117,6 +117,8 @@ NAMES = frozenset(
 )
 # Short words of prose that are never symbols (single letters always are).
 PROSE = frozenset(["an", "is", "it", "as", "be", "to", "no", "so", "do", "its", "the", "all"])
+# Operators that take their range as a subscript: sum_i, max_j, prod_{k<t}.
+BIG_OPERATORS = {"sum": r"\sum", "prod": r"\prod", "max": r"\max", "min": r"\min"}
 SUBSCRIPT_WORDS = {"max": r"\max", "min": r"\min", "inf": r"\infty", "plus": "+", "minus": "-"}
 RELATIONS = {"<-": r"\leftarrow", "->": r"\to", "=": "=", "<=": r"\le", ">=": r"\ge", "<": "<", ">": ">",
              "!=": r"\ne", "in": r"\in"}  # fmt: skip
@@ -159,15 +161,27 @@ def tokenize(src: str) -> list[Tok]:
         if kind == "op" and text == "^" and toks and not space:
             nxt = src[m.end() : m.end() + 1]
             kind = "hat" if (nxt == "" or nxt.isspace() or nxt in "),;]|^/") else "pow"
+            if src.startswith("_{", m.end()):  # s^_{t-1}: a hat, then a subscript
+                kind = "hat"
+                toks.append(Tok(kind, text, m.start(), m.end(), space))
+                pos, end = m.end(), closing_brace(src, m.end() + 1)
+                toks.append(Tok("sub", src[pos + 2 : end - 1], pos, end, False))
+                pos = end
+                continue
         elif kind == "op" and text == "^":
             kind = "pow"
+        elif kind == "op" and text == "*" and toks and not space and star_ends(src, m.end()):
+            kind = "star"  # f*: a superscript star, as the paper's optimum f^*
+        elif kind == "op" and text == "<" and (end := inner_product_end(src, m.start())) is not None:
+            kind = "langle"  # <d, x>: an inner product
+            toks.append(Tok(kind, text, m.start(), m.end(), space))
+            inner = tokenize(src[m.end() : end])
+            toks.extend(Tok(t.kind, t.text, t.start + m.end(), t.end + m.end(), t.space_before) for t in inner)
+            toks.append(Tok("rangle", ">", end, end + 1, False))
+            pos = end + 1
+            continue
         elif kind == "id" and src.startswith("_{", m.end()):  # x_{k+1}: the braces are part of the name
-            depth, j = 0, m.end() + 1
-            while j < len(src):
-                depth += {"{": 1, "}": -1}.get(src[j], 0)
-                j += 1
-                if depth == 0:
-                    break
+            j = closing_brace(src, m.end() + 1)
             toks.append(Tok(kind, text, m.start(), m.end(), space))
             toks.append(Tok("sub", src[m.end() + 2 : j - 1], m.end(), j, False))
             pos = j
@@ -175,6 +189,49 @@ def tokenize(src: str) -> list[Tok]:
         toks.append(Tok(kind, text, m.start(), m.end(), space))
         pos = m.end()
     return toks
+
+
+def star_ends(src: str, pos: int) -> bool:
+    """Whether a `*` that ends at `pos` closes a name (`f*`, `(f^ - f*)`) rather than multiplies."""
+    return pos == len(src) or src[pos].isspace() or src[pos] in "),;]|>"
+
+
+def inner_product_end(src: str, start: int) -> int | None:
+    """Where the `>` that closes an inner product `<a, b>` opened at `start` is, or None.
+
+    The brackets hug their contents (`<d, x>`, `<grad f(w), u>`) and hold one top-level comma,
+    which tells them from the relations `a < b` and `a > b`."""
+    if start + 1 >= len(src) or src[start + 1] in " =-" or (start and src[start - 1].isalnum()):
+        return None
+    depth, commas = 0, 0
+    for j in range(start + 1, len(src)):
+        ch = src[j]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == "," and depth == 0:
+            commas += 1
+        elif ch == "<" and depth == 0:
+            return None
+        elif ch == ">" and depth == 0:
+            if src[j - 1] in " -" or src[j + 1 : j + 2] == "=":
+                return None
+            return j if commas == 1 else None
+    return None
+
+
+def closing_brace(src: str, start: int) -> int:
+    """The index after the brace that closes the one at `start`."""
+    depth, j = 0, start
+    while j < len(src):
+        depth += {"{": 1, "}": -1}.get(src[j], 0)
+        j += 1
+        if depth == 0:
+            break
+    return j
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -256,9 +313,9 @@ class Parser:
         start = self.peek()
         depth, last = 0, None
         while (t := self.peek()) is not None:
-            if t.kind == "op" and t.text in "([{":
+            if (t.kind == "op" and t.text in "([{") or t.kind == "langle":
                 depth += 1
-            elif t.kind == "op" and t.text in ")]}":
+            elif (t.kind == "op" and t.text in ")]}") or t.kind == "rangle":
                 if depth == 0:
                     break
                 depth -= 1
@@ -288,17 +345,21 @@ class Parser:
             self.i = 0
             parts = [self.rest_as_text(stop)]
         while (t := self.peek()) is not None and not (t.kind == "op" and t.text in stop | {")", "]", "}"}):
+            if t.kind == "rangle":
+                break
             if t.kind == "op" and t.text in ",;:":
                 self.take()
-                nested = bool(stop & {")", "]"})
+                nested = bool(stop & {")", "]", ">"})
                 parts.append(t.text + (r"\ " if nested or t.text == ":" else r"\quad "))
             elif t.kind == "id" and t.text in KEYWORDS:
                 self.take()
                 gap = "" if parts and str(parts[-1]).endswith("\\quad ") else r"\quad"
+                if parts and isinstance(parts[-1], Node) and parts[-1].kind == "text":
+                    gap = r"\ "  # prose, then a word: `dividing by the maximum of v`, spaced as words
                 parts.append(gap + r"\text{" + t.text + r"}\ ")
             else:
                 raise NotMath(f"unexpected {t.text!r}")
-            if self.peek() is None or self.at(*stop, ")", "]", "}"):
+            if self.peek() is None or self.at(*stop, ")", "]", "}") or self.peek().kind == "rangle":  # type: ignore[union-attr]
                 break
             if self.at(",", ";", *KEYWORDS):  # `, else g`: the word is the next separator
                 continue
@@ -309,7 +370,8 @@ class Parser:
                 self.i = mark
                 parts.append(self.rest_as_text(stop))
         nodes = [p for p in parts if isinstance(p, Node)]
-        tex = "".join(str(p) for p in parts).removesuffix(r"\quad ").rstrip()  # `...; ` at the end of a row
+        # `...; ` or `...:` at the end of a row: no trailing space (`:\ ` stripped to `:\` would be `\\`)
+        tex = "".join(str(p) for p in parts).removesuffix(r"\quad ").removesuffix(r"\ ").rstrip()
         return Node(tex, "seq" if len(parts) > 1 else nodes[0].kind, any(n.tall for n in nodes),
                     any(n.prose for n in nodes))  # fmt: skip
 
@@ -355,7 +417,7 @@ class Parser:
             return True
         if t.kind == "id":
             return t.text not in KEYWORDS and t.text not in RELATIONS
-        return t.kind == "op" and t.text in ("(", "[", "||", "|", "...")
+        return (t.kind == "op" and t.text in ("(", "[", "||", "|", "...")) or t.kind == "langle"
 
     def term(self, stop: frozenset[str]) -> Node:
         """Factors by juxtaposition, '*' and '/'; a / b is a fraction of the juxtaposed run before it."""
@@ -415,9 +477,15 @@ class Parser:
             if t.kind == "hat":
                 self.take()
                 node = Node(hat(node.tex), node.kind if node.kind != "atom" else "atom", node.tall, node.prose)
+                if (sub := self.peek()) is not None and sub.kind == "sub":  # s^_{t-1}
+                    self.take()
+                    node = Node(node.tex + "_{" + Parser(sub.text, self.names).parse().tex + "}", node.kind)
             elif t.kind == "op" and t.text == "'":
                 self.take()
                 node = Node(node.tex + "'", node.kind, node.tall, node.prose)
+            elif t.kind == "star":
+                self.take()
+                node = Node(node.tex + "^{*}", node.kind, node.tall, node.prose)
             elif t.kind == "op" and t.text == "~":
                 self.take()
                 node = Node(r"\tilde{" + node.tex + "}", node.kind, node.tall, node.prose)
@@ -468,6 +536,11 @@ class Parser:
                 return Node(paren(inner), "paren", inner.tall, inner.prose)
             left, right = ("[" if t.text == "[" else "("), ("]" if close == "]" else ")")
             return Node(left + inner.tex + right, "paren", inner.tall, inner.prose)
+        if t.kind == "langle":
+            self.take()
+            inner = self.seq(frozenset({">"}))
+            self.expect(">")
+            return Node(r"\langle " + inner.tex + r" \rangle", "paren", inner.tall, inner.prose)
         if t.kind == "op" and t.text in ("||", "|"):
             self.take()
             inner = self.expr(stop | {t.text})
@@ -484,12 +557,14 @@ class Parser:
             nxt = self.peek()
             if call and t.text in FUNCTIONS and nxt is not None and nxt.text == "(" and not nxt.space_before:
                 return self.function(t.text)
-            if t.text in FUNCTIONS and t.text not in ("N",) and len(t.text) > 1:
+            if t.text in FUNCTIONS and t.text not in ("N",) and len(t.text) > 1 and not (nxt and nxt.kind == "sub"):
                 return Node(FUNCTIONS[t.text][0] + " " if FUNCTIONS[t.text][0] else roman(t.text), "atom")
             tex = symbol(t.text)
             if nxt is not None and nxt.kind == "sub":
                 self.take()
                 sub = Parser(nxt.text, self.names).parse()
+                if t.text in BIG_OPERATORS:  # sum_{i<n}
+                    tex = BIG_OPERATORS[t.text]
                 tex = tex + "_{" + sub.tex + "}" if "_" not in tex else "{" + tex + "}_{" + sub.tex + "}"
             return Node(tex, "atom")
         raise NotMath(f"unexpected {t.text!r}")
@@ -530,6 +605,8 @@ def symbol(name: str) -> str:
     if name == "inf":
         return r"\infty"
     base, _, sub = name.partition("_")
+    if base in BIG_OPERATORS and len(sub) == 1 and sub.isalpha():  # sum_i
+        return BIG_OPERATORS[base] + "_{" + sub + "}"
     if sub and "_" not in sub and len(sub) == 1 and base not in GREEK and not BETAS.fullmatch(base) and len(base) > 1:
         return roman(base) + "_{" + symbol(sub) + "}"  # cycle_j
     if sub and (len(base) == 1 or base in GREEK or BETAS.fullmatch(base)) and "_" not in sub:
@@ -822,7 +899,7 @@ ALLOWED_MACROS = frozenset(
         "leftarrow", "to", "le", "ge", "ne", "in", "frac", "sqrt", "hat", "widehat", "tilde", "text", "texttt",
         "mathrm", "mathcal", "operatorname", "left", "right", "lfloor", "rfloor", "lceil", "rceil", "max", "min",
         "exp", "log", "cos", "sin", "tanh", "prod", "sum", "dots", "cdot", "times", "quad", "qquad", "infty",
-        "begin", "end",
+        "langle", "rangle", "begin", "end", "displaystyle",
     }
     | {g.lstrip("\\") for g in GREEK.values()}
 )  # fmt: skip
@@ -860,6 +937,8 @@ def latex_errors(latex: str) -> list[str]:
     begins, ends = re.findall(r"\\begin\{(\w+)\}", latex), re.findall(r"\\end\{(\w+)\}", latex)
     if begins != ends[::-1]:
         errors.append(f"environments {begins} closed as {ends}")
+    if re.search(r"(?<!\\)\\\\[A-Za-z]", latex):  # `:\ ` cut to `:\` before `\qquad`: a line break
+        errors.append("a row break '\\\\' glued to a word")
     for row in latex.split("\\\\"):
         if row.count("&") - row.count("\\&") > 3:
             errors.append("more than three '&' in a row")

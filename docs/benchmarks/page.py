@@ -82,8 +82,27 @@ def details(rows: list[dict[str, Any]], shape: str) -> list[str]:
     return _table(header, body, "llrrrrrrrr")
 
 
+IMPL_ORDER = ("gradtx", "gradtx packed", "optax", "torch foreach", "torch fused", "gradtx undonated",
+              "optax undonated", "gradtx eager", "optax eager")  # fmt: skip
+CHART_STYLE = "3"  # bump when the drawing changes, so that a checkout's cached charts are redrawn
+
+
 def optax_chart(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     """One panel per shape: per optimizer, each implementation's time relative to optax's (log scale)."""
+    ratio_chart(path, rows, "ratio_to_optax", ("gradtx", "gradtx packed", "torch foreach", "torch fused"),
+                f"time of one step / optax's time (below the line: faster than optax)\n{title}")  # fmt: skip
+
+
+def floor_chart(path: Path, rows: list[dict[str, Any]], title: str) -> None:
+    """One panel per shape: each implementation's time relative to the memory-bandwidth floor."""
+    ratio_chart(path, rows, "ratio_to_floor", IMPL_ORDER,
+                f"time of one step / time at the floor bandwidth (1 = at the floor)\n{title}")  # fmt: skip
+
+
+def ratio_chart(path: Path, rows: list[dict[str, Any]], key: str, order: tuple[str, ...], suptitle: str) -> None:
+    """Bars of `key` per optimizer and implementation, one log-scale panel per shape, sized for the
+    page: drawn 8 inches wide, it is shown near its own size in the article column, so its text
+    reads at the size of the page's small print (click it for the full image)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,44 +110,49 @@ def optax_chart(path: Path, rows: list[dict[str, Any]], title: str) -> None:
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
 
-    impls = [
-        i for i in ("gradtx", "gradtx packed", "torch foreach", "torch fused") if any(r["impl"] == i for r in rows)
-    ]
-    colors = dict(zip(("gradtx", "gradtx packed", "torch foreach", "torch fused"),
-                      ("#1f77b4", "#2ca02c", "#ff7f0e", "#d62728"), strict=True))  # fmt: skip
-    shapes = list(dict.fromkeys(r["shape"] for r in rows if r["ratio_to_optax"]))
+    present = {r["impl"] for r in rows if r.get(key)}
+    impls = [i for i in order if i in present]  # the optimizers' implementations, not the floor programs
+    palette = ("#1f77b4", "#2ca02c", "#7f7f7f", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
+    colors = dict(zip(IMPL_ORDER, palette, strict=True))  # one colour an implementation, in both charts
+    shapes = list(dict.fromkeys(r["shape"] for r in rows if r.get(key)))
     columns = 2
     lines = math.ceil(len(shapes) / columns)
-    fig = Figure(figsize=(10, 2.6 * lines + 0.8))
+    legend_rows = math.ceil(len(impls) / 5)
+    fig = Figure(figsize=(8, 2.9 * lines + 0.75 + 0.25 * legend_rows))
     axes = fig.subplots(lines, columns, squeeze=False)
     width = 0.8 / len(impls)
     for ax, shape in zip(axes.flat, shapes, strict=False):
         case = [r for r in rows if r["shape"] == shape]
         optimizers = list(dict.fromkeys(r["optimizer"] for r in case))
         for j, impl in enumerate(impls):
-            points = [(i, r["ratio_to_optax"]) for i, o in enumerate(optimizers) for r in case
-                      if r["optimizer"] == o and r["impl"] == impl and r["ratio_to_optax"]]  # fmt: skip
+            points = [(i, r[key]) for i, o in enumerate(optimizers) for r in case
+                      if r["optimizer"] == o and r["impl"] == impl and r.get(key)]  # fmt: skip
             if points:
                 x, y = zip(*points, strict=True)
                 ax.bar([xi + (j - (len(impls) - 1) / 2) * width for xi in x], y, width, color=colors[impl], label=impl)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")
-        ax.set_xticks(range(len(optimizers)), [o.replace("+", "+\n", 1) if len(o) > 12 else o for o in optimizers],
-                      fontsize=7)  # fmt: skip
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"{shape} ({case[0]['n_params']:,} params, {case[0]['n_leaves']} leaves)", fontsize=8)
+        labels = [o.replace("clip+adamw+schedule", "clip+\nadamw+\nschedule").replace("sgd-momentum", "sgd-\nmomentum")
+                  for o in optimizers]  # fmt: skip
+        ax.set_xticks(range(len(optimizers)), labels, fontsize=8)
+        ax.tick_params(axis="y", labelsize=8.5)
+        leaves = case[0]["n_leaves"]
+        noun = "leaf" if leaves == 1 else "leaves"
+        ax.set_title(f"{shape} ({case[0]['n_params']:,} params, {leaves} {noun})", fontsize=9.5)
     for ax in axes.flat[len(shapes) :]:
         ax.axis("off")
     for ax in axes.flat[: len(shapes)]:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
-        ax.tick_params(axis="y", which="minor", labelsize=6)
+        ax.tick_params(axis="y", which="minor", labelsize=7.5)
     handles = [Patch(color=colors[impl], label=impl) for impl in impls]
-    fig.suptitle(f"time of one step / optax's time (below the line: faster than optax)\n{title}", fontsize=9)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.955), ncol=len(impls), frameon=False,
-               fontsize=8)  # fmt: skip
-    fig.tight_layout(rect=(0, 0, 1, 0.935))
-    fig.savefig(path, dpi=110)
+    height = fig.get_figheight()  # inches: the title's two lines, then the legend's rows, then the panels
+    fig.suptitle(suptitle, fontsize=10.5, y=1 - 0.05 / height, va="top")
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.5 / height), ncol=min(len(impls), 5),
+               frameon=False, fontsize=9)  # fmt: skip
+    top = 1 - (0.45 + 0.2 * legend_rows) / height
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.savefig(path, dpi=130)
 
 
 def render(results: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str]:
@@ -229,13 +253,9 @@ def write(snapshot: Path, folder: Path, write_if_changed: Callable[[Path, str, s
     write_if_changed(folder / "index.md", text + "\n", written)
     # Charts only when the snapshot changed: they are slow to draw and Sphinx copies them as they are.
     stamp = folder / ".charts-of"
-    key = str(snapshot.stat().st_mtime_ns) + str(snapshot.stat().st_size)
+    key = f"{CHART_STYLE}:{snapshot.stat().st_mtime_ns}:{snapshot.stat().st_size}"
     if not (stamp.exists() and stamp.read_text() == key and (folder / "chart-floor.png").exists()):
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        from benchmarks import report
-
-        for name, draw in (("chart-floor.png", report.write_chart), ("chart-optax.png", optax_chart)):
+        for name, draw in (("chart-floor.png", floor_chart), ("chart-optax.png", optax_chart)):
             partial = folder / f".{name}.{os.getpid()}.partial.png"  # replaced in one step: see write_if_changed
             draw(partial, rows, title)
             os.replace(partial, folder / name)

@@ -1,6 +1,6 @@
 """Accumulation: gradients summed over k steps and emitted once, every k-th step.
 
-    apply_every(k):   a <- g + [step is not the first of its k] a;   u = a at the k-th step, else 0
+    apply_every(k):   a <- g + [c > 0] a,   u = [c = k - 1] a      (c = step mod k; [P] is 1 if P holds, else 0)
 
 It sits inside a chain, so the transformations before it still run (and update their states) at
 every step; `MultiSteps` (gradtx/wrappers/multi_steps.py) wraps a whole optimizer instead, so that

@@ -2,7 +2,7 @@
 
 scale_by_belief   s <- b2 s + (1 - b2) (g - m)^2 + eps_root;   u = m^ / (sqrt(s^) + eps)
 adabelief         chain(scale_by_belief, scale_by_learning_rate)
-scale_by_acprop   ACProp (Zhuang et al., 2021): AdaBelief's s, one step late: u = g / (sqrt(s^_(t-1)) + eps)
+scale_by_acprop   ACProp (Zhuang et al., 2021): AdaBelief's s, one step late: u = g / (sqrt(s^_{t-1}) + eps)
 acprop            chain(scale_by_acprop, add_decayed_weights, scale_by_learning_rate)
 """
 
@@ -148,9 +148,9 @@ def scale_by_acprop(
     """ACProp's preconditioner (Zhuang et al., 2021): AdaBelief's second moment, used one step late.
 
         m <- b1 m + (1 - b1) g
-        s <- b2 s + (1 - b2) (g - m_(t-1))^2 + eps_root      (the surprise against the previous m)
-        s^_(t-1) = s_(t-1) / (1 - b2^(t-1)),   and 1 at the first step
-        u = g / (sqrt(s^_(t-1)) + eps)
+        s <- b2 s + (1 - b2) (g - m_{t-1})^2 + eps_root      (the surprise against the previous m)
+        s^_{t-1} = s_{t-1} / (1 - b2^(t-1)),   and 1 at the first step
+        u = g / (sqrt(s^_{t-1}) + eps)
 
     "Asynchronous": the denominator holds only past gradients, so it is independent of the
     numerator g, and "centered": s tracks g - m. The numerator is the raw gradient, as in optax

@@ -4,12 +4,14 @@
     scale_by_amsgrad   as Adam, dividing by the running maximum of v^          (Reddi et al., 2018)
     scale_by_adamax    as Adam, with v <- max(b2 v, |g| + eps) and u = m^ / v   (Kingma & Ba, Sec. 7.1)
 
-    eps_hat=True       eps is Kingma & Ba's eps-hat (end of Sec. 2), added to sqrt(v) before v's bias
-                       correction: u = m^ / (sqrt(v^) + eps / sqrt(1 - b2^t))  (Keras, torch's RAdam)
-    where_nonzero=True m, v and u only where g != 0 (torch's SparseAdam on a sparse gradient's entries)
+With `eps_hat=True`, eps is Kingma & Ba's eps-hat (end of Sec. 2), added to sqrt(v) before v's
+bias correction, as Keras and torch's RAdam do:
 
-    adam, nadam (Nesterov look-ahead), adamax, amsgrad; with decoupled weight decay (adamw, nadamw,
-    adamaxw) in adamw.py
+    u = m^ / (sqrt(v^) + eps / sqrt(1 - b2^t))
+
+With `where_nonzero=True`, m, v and u change only where g != 0 (torch's SparseAdam on a sparse
+gradient's entries). The optimizers: `adam`, `nadam` (Nesterov look-ahead), `adamax`, `amsgrad`;
+with decoupled weight decay (`adamw`, `nadamw`, `adamaxw`) in adamw.py.
 
 This file is the house pattern every transformation follows:
 

@@ -4,9 +4,9 @@
     clip_by_global_norm(c):    u = g * c / ||g||  if ||g|| > c,  else g  (||.|| over all leaves)
     clip_by_leaf_norm(c):      u = g * c / ||g||  if ||g|| > c,  else g  (||.|| over each leaf alone)
     adaptive_grad_clip(l):     u = g * l max(||w||, eps) / ||g||  where that is below 1   (each unit)
-    per_example_global_norm_clip(G, c):  sum over examples i of g_i min(1, c / ||g_i||)
+    per_example_global_norm_clip(G, c):  u = sum_i g_i min(1, c / ||g_i||)   (g_i: example i's gradient in G)
     per_example_layer_norm_clip(G, c):   the same, leaf by leaf, with a share c_l of c per leaf
-    global_norm(g):            ||g|| = sqrt(sum over all leaves of |g|^2)
+    global_norm(g):            ||g|| = sqrt(sum_i |g_i|^2)      (i over every coordinate of every leaf)
 
 The lecture's rule "if ||dL/dW|| > u, use sign(dL/dW) u" is the one-coordinate picture: for a
 scalar, g / |g| = sign(g), so a too-large gradient becomes sign(g) u, which is what `clip(u)` does to
@@ -67,7 +67,7 @@ def _update_clip_by_global_norm(hp: Hyperparams, updates, state, params=None):
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
     """Rescales the updates so that their global L2 norm is at most max_norm (Pascanu et al., 2013).
 
-        ||g|| = sqrt(sum over all leaves and coordinates of |g|^2)
+        ||g|| = sqrt(sum_i |g_i|^2)                      (i over every coordinate of every leaf)
         u = g * c / ||g||   if ||g|| > c,   else g        (c = max_norm >= 0)
 
     One norm over the whole tree, so the direction of the update is kept. Same as optax's and as

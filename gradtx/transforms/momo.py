@@ -3,7 +3,8 @@
     momo        f^ <- b f^ + (1 - b) f;  d <- b d + (1 - b) g;  gamma <- b gamma + (1 - b) <g, x>
                 tau = min(alpha, max((1 + alpha lambda)(f^ - f* - gamma) + <d, x>, 0) / ||d||^2)
                 u = -alpha lambda / (1 + alpha lambda) x - tau d
-    momo_adam   the same with Adam's preconditioner D = eps + sqrt(v^) and the bias corrections
+    momo_adam   u = -alpha lambda / (1 + alpha lambda) x - tau d / D,   D = eps + sqrt(v^)
+                                          (Adam's preconditioner; tau as in momo, with bias corrections)
 
 The step size is the largest one (up to alpha = learning_rate) that does not step below f*, a
 lower bound of the loss (0 for most losses), on a model built from averaged losses, gradients and
@@ -140,7 +141,7 @@ def momo(
 ) -> GradientTransformation:
     """MoMo (Schaipp et al., 2023, Algorithm 1): SGD with momentum and a model-based Polyak step.
 
-        f^    <- b f^ + (1 - b) f              (b = 0 at the first step: the averages start there)
+        f^    <- b f^ + (1 - b) f              (b = beta, and 0 at the first step: the averages start there)
         d     <- b d + (1 - b) g
         gamma <- b gamma + (1 - b) <g, x>
         c     = 1 + alpha lambda               (alpha = learning_rate, lambda = weight_decay)

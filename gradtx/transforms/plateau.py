@@ -1,8 +1,8 @@
 """Reduce on plateau: a step-size factor that shrinks when the loss stops improving.
 
-    reduce_on_plateau   every accumulation_size updates: A = the mean of their losses;
-                        improved = A < (1 - rtol) best - atol;  best <- A if improved
-                        after `patience` evaluations without improvement: scale <- max(factor scale, min_scale)
+    reduce_on_plateau   A = the mean of the last accumulation_size losses         (one evaluation)
+                        best_value <- A   if A < (1 - rtol) best_value - atol
+                        scale <- max(factor scale, min_scale)   after patience evaluations without improvement
                         u = scale g
 
 A transformation, not a wrapper: it holds no inner transformation, only a factor in its state, and
@@ -107,11 +107,12 @@ def reduce_on_plateau(
 ) -> GradientTransformation:
     """Multiplies the updates by a scale that drops by `factor` when the loss plateaus.
 
-        A = the mean of the last accumulation_size losses        (one evaluation)
-        improved = A < (1 - rtol) best - atol;   best <- A if improved
-        plateau  <- 0 if improved, else plateau + 1
-        plateau = patience:  scale <- max(factor scale, min_scale),  plateau <- 0,  cooldown for `cooldown`
-                             evaluations, in which neither the plateau nor the scale changes
+        A = the mean of the last accumulation_size losses                       (one evaluation)
+        best_value <- A   if A < (1 - rtol) best_value - atol                   (an improvement)
+        if cooldown_count > 0:  cooldown_count <- cooldown_count - 1,  plateau_count <- 0     (scale unchanged)
+        otherwise plateau_count <- 0 after an improvement, else plateau_count + 1, then
+        if plateau_count >= patience:  scale <- max(factor scale, min_scale),  plateau_count <- 0,
+                                       cooldown_count <- cooldown
         u = scale g
 
     Pass the loss to every update: `tx.update(grads, state, params, value=loss)` (a TypeError names

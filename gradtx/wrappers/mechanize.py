@@ -1,7 +1,7 @@
 """Mechanic: a learned scale for the steps of any optimizer (Cutkosky, Defazio & Mehta, 2023).
 
-    mechanize(base)   Delta <- Delta + base(g) / ...;  x = x_0 + s_sum Delta,  with s_sum = sum_j s_j learned
-                      online by num_betas coin-betting learners, one per decay beta_j = 1 - 10^-j
+    mechanize(base_optimizer)   Delta <- Delta - base_optimizer(g),   x = x_0 - s_sum Delta,   s_sum = sum_j s_j
+                                (s_j learned online by num_betas coin-betting learners, decays 1 - 10^-j)
 
 The base optimizer proposes a direction (its updates, learning rate 1 or a schedule's shape);
 Mechanic keeps the sum of those updates, Delta, and learns how far along it to go.
@@ -107,7 +107,7 @@ def mechanize(
         g'    = g + weight_decay s_sum ||g|| / (||x|| + eps) x       (s_sum = sum_j s_j)
         Delta = (x_0 - x) / (s_sum + eps) - base_optimizer(g)
         h     = <g', (x_0 - x) / (s_sum + eps)>
-        for each beta_j = 1 - 10^-j, j = 1 .. num_betas:
+        for j = 1, ..., num_betas,  with beta_j = 1 - 10^(-j):
             m_j <- max(beta_j m_j, |h| + eps);   v_j <- beta_j^2 v_j + h^2
             r_j <- beta_j r_j + clip(h, -m_j, m_j) s_j               (the old m_j)
             s_j = (s_init / num_betas m_j + max(r_j, 0)) / (sqrt(v_j) + eps)
