@@ -382,7 +382,7 @@ TRANSFORMS: tuple[Case, ...] = (
          label="keras-form,adaptive", optax=False),
     Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
-    # issue 11: caution (tests/wrappers/test_cautious.py: pytorch_optimizer's Lion(cautious=True), a NumPy
+    # issue 11: caution (tests/test_cautious.py: pytorch_optimizer's Lion(cautious=True), a NumPy
     # loop of cautious weight decay). A direction (the paper's use), and a whole optimizer's descent steps.
     Case("cautious", lambda m: m.cautious(m.scale_by_lion()), optax=False,
          sweep=lambda m, h: m.cautious(m.trace(h)), sweep_values=DECAYS),
@@ -639,8 +639,8 @@ EXTRA_ARGS: tuple[Case, ...] = (
     Case("sophia", lambda m: contrib(m).sophia(1e-2, update_interval=2), extra_args=hessian_args,
          sweep=lambda m, h: contrib(m).sophia(h), sweep_values=LR),
     Case("scale_by_sophia",
-         lambda m: m.chain(contrib(m).scale_by_sophia(gamma=0.5, clip_threshold=None), m.scale_by_learning_rate(1e-2)),
-         extra_args=hessian_args),
+         lambda m: m.chain(m.scale_by_sophia(gamma=0.5, clip_threshold=None), m.scale_by_learning_rate(1e-2)),
+         optax=False, extra_args=hessian_args),  # optax keeps scale_by_sophia private (optax.contrib._sophia)
     Case("hutchinson_estimator_diag_hessian",  # the estimate as a step: a whole (if odd) optimizer, for lint
          lambda m: m.chain(contrib(m).hutchinson_estimator_diag_hessian(random_seed=1), m.scale_by_learning_rate(1e-2)),
          extra_args=hessian_args),

@@ -72,7 +72,7 @@ def _cautious_leaf(hp: Hyperparams, u: jax.Array, g: jax.Array) -> jax.Array:
         phi = phi * (phi.size / (jnp.sum(phi) + 1))
     elif hp.normalization == "mean":  # s = 1 / max(mean(phi), 1e-3): the authors' code
         phi = phi / jnp.maximum(jnp.mean(phi), 1e-3)
-    return (x * phi).astype(u.dtype)
+    return (x * phi.astype(x.dtype)).astype(u.dtype)
 
 
 def _update_cautious(hp: Hyperparams, g, state: CautiousState, params=None, **extra_args):
@@ -98,7 +98,7 @@ def cautious(inner: Any, normalization: str | None = "paper", *, descent: bool =
     of the gradient's opposite sign: wrap one with `descent=True`, which keeps [u g < 0]. With
     normalization="paper", `chain(cautious(scale_by_lion(b1, b2)), add_decayed_weights(wd),
     scale_by_learning_rate(lr))` is pytorch_optimizer 4.1.0's `Lion(cautious=True)`
-    (tests/wrappers/test_cautious.py). The state is `CautiousState(inner_state)`; keyword
+    (tests/test_cautious.py). The state is `CautiousState(inner_state)`; keyword
     arguments go on to `inner`. Needs the params tree's leaves (not `gradtx.pack`ed ones).
 
     >>> import gradtx
