@@ -42,7 +42,7 @@ def test_lion_cautious_is_pytorch_optimizers():
         gradtx.scale_by_learning_rate(LR),
     )
     ours = _params_only(tj.run({"c-lion": tx}, tj.model()), "c-lion")
-    make = lambda ts: pytorch_optimizer.Lion(ts, lr=LR, betas=(B1, B2), weight_decay=WD, cautious=True)  # noqa: E731
+    make = lambda ts: pytorch_optimizer.Lion(ts, lr=LR, betas=(B1, B2), weight_decay=WD, cautious=True)
     theirs = tj.stacked(tj.torch_run(make, tj.model()))
     assert_trees_all_close(ours, theirs, rtol=1e-10, atol=1e-13, what="Lion(cautious=True)")
 
@@ -80,7 +80,9 @@ def test_cautious_adamw_is_the_authors_mask_and_a_whole_optimizer_with_descent_i
         gradtx.add_decayed_weights(WD),
         gradtx.scale_by_learning_rate(LR),
     )
-    no_decay = gradtx.chain(gradtx.cautious(gradtx.scale_by_adam(B1, B2, EPS), "mean"), gradtx.scale_by_learning_rate(LR))
+    no_decay = gradtx.chain(
+        gradtx.cautious(gradtx.scale_by_adam(B1, B2, EPS), "mean"), gradtx.scale_by_learning_rate(LR)
+    )
     whole = gradtx.cautious(gradtx.adam(LR, B1, B2, EPS), "mean", descent=True)
     runs = tj.run({"direction": direction, "no_decay": no_decay, "whole": whole}, tj.model())
     assert_trees_all_close(runs["direction"][1], reference, rtol=1e-10, atol=1e-13, what="C-AdamW")

@@ -276,7 +276,9 @@ def scale_by_sophia(
             bias_correction=check_flag(builder, "bias_correction", bias_correction),
         ),
     )  # fmt: skip
-    return GradientTransformationExtraArgs(InitFn(_init_sophia, hp), ExtraArgsUpdateFn(_update_sophia, hp, _init_sophia))
+    return GradientTransformationExtraArgs(
+        InitFn(_init_sophia, hp), ExtraArgsUpdateFn(_update_sophia, hp, _init_sophia)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Caution: the update kept only where it agrees in sign with what it is compared against.
 
-    cautious(t):                     u = t(g) * phi * s,   phi = [t(g) g > 0],  s = d / (nnz(phi) + 1)   (Liang et al., 2024)
-    add_cautious_decayed_weights:    u = g + lambda [g W >= 0] W                                          (Chen et al., 2025)
+    cautious(t):                   u = t(g) phi s,  phi = [t(g) g > 0],  s = d / (nnz(phi) + 1)  (Liang et al., 2024)
+    add_cautious_decayed_weights:  u = g + lambda [g W >= 0] W                                   (Chen et al., 2025)
 
 `cautious` wraps any transformation; its state is `CautiousState(inner_state)`. The rescaling s is
 per leaf (a leaf's d entries, nnz(phi) of them kept), so it needs the params tree's leaves, not a

@@ -31,7 +31,6 @@ from gradtx.testing import assert_trees_all_close
 
 jax.config.update("jax_enable_x64", True)
 optax = pytest.importorskip("optax")
-import optax.contrib  # noqa: E402
 
 STEPS = 32
 RNG = np.random.default_rng(11)
@@ -75,8 +74,12 @@ OPTAX_CASES = {
         weight_decay_mask={"w": True, "b": False, "v": True, "s": False},
         hessian_diagonal_fn=c.hutchinson_estimator_diag_hessian(random_seed=jax.random.PRNGKey(5)),
     ),
-    "scale_by_sophia": lambda m, c: m.chain(  # optax keeps it in optax.contrib._sophia (not exported)
-        (c if c is gradtx else optax.contrib._sophia).scale_by_sophia(b1=0.9, gamma=1.0, clip_threshold=0.5, update_interval=1), m.scale(-0.02)
+    # optax keeps scale_by_sophia in optax.contrib._sophia (not exported)
+    "scale_by_sophia": lambda m, c: m.chain(
+        (c if c is gradtx else optax.contrib._sophia).scale_by_sophia(
+            b1=0.9, gamma=1.0, clip_threshold=0.5, update_interval=1
+        ),
+        m.scale(-0.02),
     ),
 }  # fmt: skip
 
@@ -93,7 +96,7 @@ def _both(name: str, dtype: Any) -> tuple:
 def test_matches_optax_contrib_in_float64(name):
     (ours, our_state), (theirs, their_state) = _both(name, jnp.float64)
     assert_trees_all_close(ours, theirs, rtol=1e-9, atol=1e-12, what=f"{name} params")
-    leaves = lambda s: [x for x in jax.tree.leaves(s)]  # noqa: E731
+    leaves = lambda s: [x for x in jax.tree.leaves(s)]
     for a, b in zip(leaves(our_state), leaves(their_state), strict=True):
         if jnp.issubdtype(a.dtype, jnp.integer):  # the step count and the estimator's key: exact
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -136,7 +139,7 @@ def test_hutchinson_probes_and_keys_are_optaxs_bit_for_bit():
 def test_hutchinson_estimate_is_unbiased():
     """Averaged over many probes, z * (H z) is the Hessian's diagonal (here checked to 10%)."""
     params = {"w": jnp.asarray(X[:3, :2])}
-    f = lambda p: jnp.sum(jnp.sin(p["w"]) * jnp.roll(p["w"], 1)) + jnp.sum(p["w"] ** 4)  # noqa: E731
+    f = lambda p: jnp.sum(jnp.sin(p["w"]) * jnp.roll(p["w"], 1)) + jnp.sum(p["w"] ** 4)
     hess = jax.hessian(lambda w: f({"w": w.reshape(3, 2)}))(params["w"].ravel())
     tx = gradtx.hutchinson_estimator_diag_hessian(random_seed=1)
 
@@ -194,7 +197,7 @@ def test_clipping_rule_is_the_authors_sophiag_with_the_hessian_fed_identically()
     try:
         tensors = [torch.tensor(np.asarray(model()[n]), requires_grad=True) for n in names]
         opt = sophia_opt.SophiaG(tensors, lr=LR, betas=BETAS, rho=RHO, weight_decay=WD)
-        as_tree = lambda: {n: jnp.asarray(t.detach().numpy().copy()) for n, t in zip(names, tensors)}  # noqa: E731
+        as_tree = lambda: {n: jnp.asarray(t.detach().numpy().copy()) for n, t in zip(names, tensors, strict=True)}
         theirs = []
         for k in range(STEPS):
             current = as_tree()
