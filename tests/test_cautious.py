@@ -5,7 +5,7 @@ multi-leaf model moving under its own updates on tests/loss_trajectories.py's no
   5.7e-14; its plain Lion is 3.7 away):
   `chain(cautious(scale_by_lion(b1, b2)), add_decayed_weights(wd), scale_by_learning_rate(lr))`
   with normalization="paper" (its mask numel / (nnz + 1)). Of pytorch_optimizer's optimizers,
-  Lion, ADOPT, LaProp, AdEMAMix, AdamP, AdaShift, MARS, Adafactor and Muon take `cautious`; its
+  Lion, ADOPT, LaProp, AdEMAMix, AdamP, AdaShift, MARS, Adafactor, Muon and AdaGO take `cautious`; its
   AdamW does not.
 - A NumPy loop of C-AdamW as the authors' code writes it (mask / max(mean(mask), 1e-3): the
   "mean" normalization), rtol 1e-10 (measured 2.5e-14); and `cautious(adam(lr), "mean", descent=True)`, a whole

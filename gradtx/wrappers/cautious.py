@@ -99,7 +99,7 @@ def cautious(inner: Any, normalization: str | None = "paper", *, descent: bool =
     normalization="paper", `chain(cautious(scale_by_lion(b1, b2)), add_decayed_weights(wd),
     scale_by_learning_rate(lr))` is pytorch_optimizer 4.1.0's `Lion(cautious=True)`
     (tests/test_cautious.py). The state is `CautiousState(inner_state)`; keyword
-    arguments go on to `inner`. Needs the params tree's leaves (not `gradtx.pack`ed ones).
+    arguments go on to `inner`. Needs the params tree's leaves (not a buffer packed by `gradtx.pack`).
 
     >>> import gradtx
     >>> gradtx.cautious(gradtx.scale_by_lion())
