@@ -225,6 +225,13 @@ from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
 from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
 from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.sm3 import ScaleBySM3State, scale_by_sm3, sm3
+from gradtx.transforms.sophia import (
+    HutchinsonState,
+    SophiaState,
+    hutchinson_estimator_diag_hessian,
+    scale_by_sophia,
+    sophia,
+)
 from gradtx.transforms.yogi import scale_by_yogi, yogi
 from gradtx.transforms.zoom import ScaleByZoomLinesearchState, ZoomLinesearchInfo, scale_by_zoom_linesearch
 from gradtx.wrappers import (
@@ -266,6 +273,7 @@ from gradtx.wrappers import (
     split_real_and_imaginary,
     with_extra_args_support,
 )
+from gradtx.wrappers.cautious import CautiousState, add_cautious_decayed_weights, cautious
 from gradtx.wrappers.schedule_free import (
     ScheduleFreeState,
     schedule_free,
@@ -374,4 +382,8 @@ __all__ = [
     # the normalized gradient), Adam-atan2 (atan2 in place of eps)
     "came", "scale_by_came", "ScaleByCameState", "laprop", "scale_by_laprop", "ScaleByLapropState",
     "adam_atan2", "scale_by_adam_atan2", "ScaleByAdamAtan2State",
+    # issue 11: Sophia (optax.contrib's; its update takes obj_fn= for Hutchinson's Hessian diagonal),
+    # caution (a wrapper of any transformation) and cautious weight decay
+    "sophia", "scale_by_sophia", "SophiaState", "hutchinson_estimator_diag_hessian", "HutchinsonState",
+    "cautious", "CautiousState", "add_cautious_decayed_weights",
 ]  # fmt: skip

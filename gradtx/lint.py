@@ -235,6 +235,12 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_came": PRECONDITIONER,
     "scale_by_laprop": PRECONDITIONER,
     "scale_by_adam_atan2": PRECONDITIONER,
+    # issue 11: Sophia's clipped step is scale-free; Hutchinson's estimate is curvature, not a step;
+    # caution masks its inner transformation's update (looked through); cautious decay is a decay
+    "scale_by_sophia": PRECONDITIONER,
+    "hutchinson_estimator_diag_hessian": NONE,
+    "cautious": frozenset({"wrapper"}),
+    "add_cautious_decayed_weights": frozenset({"decay"}),
     # schedule-free: y moves as its base optimizer's steps do (the base holds the rate and the sign)
     "schedule_free": frozenset({"wrapper"}),
     # the presets' blocks (gradtx/presets/): Adafactor's relative step min(lr, 1 / sqrt(t)) is a

@@ -130,6 +130,11 @@ def objective_args(params: Any, grads: Any) -> dict[str, Any]:
     return {"value": 1.0, "grad": grads, "value_fn": jax.tree_util.Partial(_quadratic, p, g)}
 
 
+def hessian_args(params: Any, grads: Any) -> dict[str, Any]:
+    """What Sophia's Hutchinson estimate reads: obj_fn=, the quadratic of `objective_args` (a Partial)."""
+    return {"obj_fn": objective_args(params, grads)["value_fn"]}
+
+
 def contrib(m: Any) -> Any:
     """Where optax keeps a name under optax.contrib, gradtx at the top level: `contrib(m).cocob(...)`."""
     return getattr(m, "contrib", m)
@@ -382,6 +387,13 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_came", lambda m: m.scale_by_came(), optax=False),
     Case("scale_by_laprop", lambda m: m.scale_by_laprop(), optax=False),
     Case("scale_by_adam_atan2", lambda m: m.scale_by_adam_atan2(), optax=False),
+    # issue 11: caution (tests/test_cautious.py: pytorch_optimizer's Lion(cautious=True), a NumPy
+    # loop of cautious weight decay). A direction (the paper's use), and a whole optimizer's descent steps.
+    Case("cautious", lambda m: m.cautious(m.scale_by_lion()), optax=False,
+         sweep=lambda m, h: m.cautious(m.trace(h)), sweep_values=DECAYS),
+    Case("cautious", lambda m: m.cautious(m.adam(1e-2), "mean", descent=True), label="descent,mean", optax=False),
+    Case("add_cautious_decayed_weights", lambda m: m.add_cautious_decayed_weights(0.01), optax=False,
+         sweep=lambda m, h: m.add_cautious_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1)),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -634,6 +646,16 @@ EXTRA_ARGS: tuple[Case, ...] = (
     Case("momo", lambda m: contrib(m).momo(0.5, weight_decay=1e-3), extra_args={"value": 1.0},
          sweep=lambda m, h: m.momo(h), sweep_values=LR),
     Case("momo_adam", lambda m: contrib(m).momo_adam(0.1, weight_decay=1e-3), extra_args={"value": 1.0}),
+    # issue 11: Sophia, whose Hutchinson estimate needs obj_fn= (tests/transforms/test_sophia.py: optax.contrib
+    # and the authors' SophiaG in float64). The quadratic's Hessian is the identity: h_est = z * z = 1.
+    Case("sophia", lambda m: contrib(m).sophia(1e-2, update_interval=2), extra_args=hessian_args,
+         sweep=lambda m, h: contrib(m).sophia(h), sweep_values=LR),
+    Case("scale_by_sophia",
+         lambda m: m.chain(m.scale_by_sophia(gamma=0.5, clip_threshold=None), m.scale_by_learning_rate(1e-2)),
+         optax=False, extra_args=hessian_args),  # optax keeps scale_by_sophia private (optax.contrib._sophia)
+    Case("hutchinson_estimator_diag_hessian",  # the estimate as a step: a whole (if odd) optimizer, for lint
+         lambda m: m.chain(contrib(m).hutchinson_estimator_diag_hessian(random_seed=1), m.scale_by_learning_rate(1e-2)),
+         extra_args=hessian_args),
 )  # fmt: skip
 
 # Builders whose gradients are per-example (a leading batch axis on every leaf), which the registry-driven

@@ -38,6 +38,8 @@ NEEDS_LEAVES = {
     "presets.keras.Muon",
     # issue 11: CAME factors each matrix leaf's last two dimensions and clips each leaf's RMS
     "scale_by_came", "came",
+    # issue 11: caution rescales each leaf by the fraction of it kept
+    "cautious",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

@@ -20,6 +20,8 @@
     split_real_and_imaginary(t)  t run on the real and imaginary parts of complex leaves as real leaves
     schedule_free(t, lr)         t's steps move z; the params y interpolate z and the average x of z
                                  (schedule_free_sgd, schedule_free_adamw; x = schedule_free_eval_params)
+    cautious(t)                  u = t(g) where its sign agrees with g's, rescaled by the fraction kept
+                                 (and add_cautious_decayed_weights: decay where u and W agree in sign)
 
 Each wrapper's state nests its inner transformation's state, under optax's field names, and
 each passes the caller's keyword arguments on to it.
