@@ -197,6 +197,7 @@ from gradtx.transforms.momentum import (
     sgd,
     trace,
 )
+from gradtx.transforms.mars import ScaleByMarsState, mars, mars_labels, scale_by_mars
 from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
 from gradtx.transforms.muon import MuonState, muon, muon_labels, scale_by_muon, scale_by_shape
 from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam
@@ -367,4 +368,6 @@ __all__ = [
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
     "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
+    # issue 11: Adam's newer relatives. MARS (variance-reduced gradient, clipped, fed to AdamW)
+    "mars", "scale_by_mars", "ScaleByMarsState", "mars_labels",
 ]  # fmt: skip

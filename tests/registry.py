@@ -377,6 +377,8 @@ TRANSFORMS: tuple[Case, ...] = (
          label="keras-form,adaptive", optax=False),
     Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
+    # issue 11: Adam's newer relatives (tests/test_mars.py holds them to their authors' code)
+    Case("scale_by_mars", lambda m: m.scale_by_mars(gamma=0.1), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -446,6 +448,8 @@ OPTIMIZERS: tuple[Case, ...] = (
          label="consistent-rms"),
     Case("normuon", lambda m: m.normuon(1e-2, weight_decay=1e-2), optax=False,
          sweep=lambda m, h: m.normuon(h), sweep_values=LR),
+    Case("mars", lambda m: m.mars(1e-2, weight_decay=1e-2, weight_decay_mask=decay_mask), optax=False,
+         sweep=lambda m, h: m.mars(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
