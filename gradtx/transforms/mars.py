@@ -28,8 +28,19 @@ from gradtx.base import (
     transformation,
     zero_count,
 )
-from gradtx.checks import LEARNING_RATE, NONNEG, POSITIVE, UNIT, arguments_of, check, first_moment_dtype
+from gradtx.checks import (
+    LEARNING_RATE,
+    NONNEG,
+    OR_NONE,
+    POSITIVE,
+    SCHEDULE,
+    UNIT,
+    arguments_of,
+    check,
+    first_moment_dtype,
+)
 from gradtx.combine import chain, partition
+from gradtx.packing import require_leaves
 from gradtx.transforms.adam import eps_of, flag_or_none, scale_by_adam
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
@@ -56,11 +67,16 @@ def _init_mars(hp: Hyperparams, params) -> ScaleByMarsState:
 
 def _clip_leaf(c: jax.Array, max_norm: Any) -> jax.Array:
     """c / max(1, ||c|| / max_norm), ||.|| the Frobenius norm of the leaf (the authors clip per tensor)."""
-    norm = jnp.sqrt(jnp.sum(tree.abs_sq(c)))
-    return c / jnp.maximum(norm / max_norm, 1).astype(norm.dtype)
+    sq = jnp.sum(tree.abs_sq(c))  # ||c||^2 of this leaf
+    over = jnp.sqrt(sq) > max_norm
+    # the inner `where` keeps jax.grad through update finite at c = 0 (d sqrt(x) / dx is infinite at 0);
+    # c / (||c|| / max_norm) rather than c * (max_norm / ||c||): with max_norm 1, torch's c / ||c|| exactly
+    scale = jnp.sqrt(jnp.where(over, sq, 1)) / max_norm
+    return jnp.where(over, c / scale.astype(c.dtype), c)
 
 
 def _update_mars(hp: Hyperparams, g, state: ScaleByMarsState, params=None):
+    require_leaves("scale_by_mars", g)  # a norm per leaf: packing would merge the leaves
     t = next_count(state.count)
     g32 = tree.compute_like(g, g)
     c = tree.add_scale(g32, hp.gamma * hp.b1 / (1 - hp.b1), tree.sub(g32, state.last_grad))  # c = g + ... (g - g_prev)
@@ -196,7 +212,10 @@ def mars(
     >>> updates["w"].shape, updates["b"].shape
     ((3, 4), (4,))
     """
-    check("mars", learning_rate=(learning_rate, LEARNING_RATE))
+    check(
+        "mars", learning_rate=(learning_rate, LEARNING_RATE), adam_learning_rate=(adam_learning_rate, LEARNING_RATE + OR_NONE),
+        adam_weight_decay=(adam_weight_decay, NONNEG + SCHEDULE),
+    )  # fmt: skip
     with arguments_of("mars", _RENAMES):
         adam_rate = learning_rate if adam_learning_rate is None else adam_learning_rate
         matrices = chain(
