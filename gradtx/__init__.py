@@ -184,6 +184,7 @@ from gradtx.transforms.linesearch import (
 )
 from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
 from gradtx.transforms.madgrad import MadgradState, madgrad, scale_by_madgrad
+from gradtx.transforms.mars import ScaleByMarsState, mars, mars_labels, scale_by_mars
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -197,7 +198,6 @@ from gradtx.transforms.momentum import (
     sgd,
     trace,
 )
-from gradtx.transforms.mars import ScaleByMarsState, mars, mars_labels, scale_by_mars
 from gradtx.transforms.momo import MomoAdamState, MomoState, momo, momo_adam
 from gradtx.transforms.muon import MuonState, muon, muon_labels, scale_by_muon, scale_by_shape
 from gradtx.transforms.nadam import ScaleByNadamState, scale_by_nadam

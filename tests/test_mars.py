@@ -126,7 +126,10 @@ def test_scale_by_mars_is_adam_without_correction_or_clip():
     params = {k: jnp.asarray(v) for k, v in INIT.items()}
     grads = [jax.tree.map(lambda x, i=i: jnp.sin(x * (i + 1)), params) for i in range(5)]
     for eps_hat in (False, True):
-        a, b = gradtx.scale_by_mars(gamma=0.0, max_norm=None, eps_hat=eps_hat), gradtx.scale_by_adam(0.95, 0.99, eps_hat=eps_hat)
+        a, b = (
+            gradtx.scale_by_mars(gamma=0.0, max_norm=None, eps_hat=eps_hat),
+            gradtx.scale_by_adam(0.95, 0.99, eps_hat=eps_hat),
+        )
         sa, sb = a.init(params), b.init(params)
         for g in grads:
             ua, sa = a.update(g, sa, params)

@@ -4,9 +4,9 @@ successive gradients added to the gradient and the sum clipped to norm 1 (MARS-A
     scale_by_mars   c = g + gamma b1 / (1 - b1) (g - g_prev);  c <- c / max(1, ||c||);  Adam on c
     mars            scale_by_mars for the matrices, AdamW for the other leaves (the authors' split)
 
-The Lion and Shampoo variants of the paper are not here: MARS-Lion is sign(m), which
-`chain(scale_by_mars, ...)` does not give without a flag; compose `gradtx.lion`-style sign steps
-instead if needed.
+The paper's Lion and Shampoo variants (sign(m), or m orthogonalized, in place of Adam's division)
+are not here: each would be a second preconditioner after the same correction, not a flag on this one.
+pytorch_optimizer's MARS(mars_type="adamw") is `mars(..., eps_hat=True)` (tests/test_mars.py).
 """
 
 from __future__ import annotations
@@ -213,7 +213,8 @@ def mars(
     ((3, 4), (4,))
     """
     check(
-        "mars", learning_rate=(learning_rate, LEARNING_RATE), adam_learning_rate=(adam_learning_rate, LEARNING_RATE + OR_NONE),
+        "mars", learning_rate=(learning_rate, LEARNING_RATE),
+        adam_learning_rate=(adam_learning_rate, LEARNING_RATE + OR_NONE),
         adam_weight_decay=(adam_weight_decay, NONNEG + SCHEDULE),
     )  # fmt: skip
     with arguments_of("mars", _RENAMES):
