@@ -144,6 +144,7 @@ from gradtx.transforms.adam import (
     scale_by_adamax,
     scale_by_amsgrad,
 )
+from gradtx.transforms.adam_mini import ScaleByAdamMiniState, adam_mini, adam_mini_blocks, scale_by_adam_mini
 from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
@@ -370,4 +371,6 @@ __all__ = [
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
     # issue 11: Adam's newer relatives. MARS (variance-reduced gradient, clipped, fed to AdamW)
     "mars", "scale_by_mars", "ScaleByMarsState", "mars_labels",
+    # Adam-mini (one second moment per block: a leaf, a neuron, a head)
+    "adam_mini", "scale_by_adam_mini", "ScaleByAdamMiniState", "adam_mini_blocks",
 ]  # fmt: skip

@@ -379,6 +379,7 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
     # issue 11: Adam's newer relatives (tests/test_mars.py holds them to their authors' code)
     Case("scale_by_mars", lambda m: m.scale_by_mars(gamma=0.1), optax=False),
+    Case("scale_by_adam_mini", lambda m: m.scale_by_adam_mini(b2=0.9), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -450,6 +451,8 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep=lambda m, h: m.normuon(h), sweep_values=LR),
     Case("mars", lambda m: m.mars(1e-2, weight_decay=1e-2, weight_decay_mask=decay_mask), optax=False,
          sweep=lambda m, h: m.mars(h), sweep_values=LR),
+    Case("adam_mini", lambda m: m.adam_mini(1e-2, weight_decay=1e-2, mask=decay_mask, blocks=m.adam_mini_blocks(2)),
+         optax=False, sweep=lambda m, h: m.adam_mini(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's

@@ -38,6 +38,8 @@ NEEDS_LEAVES = {
     "presets.keras.Muon",
     # MARS clips each leaf's corrected gradient to norm 1
     "scale_by_mars", "mars",
+    # Adam-mini's second moment is per block of a leaf
+    "scale_by_adam_mini", "adam_mini",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}
