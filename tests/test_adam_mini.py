@@ -9,7 +9,7 @@ both sides. Settings that reproduce it:
 with the params' key paths named as torch's named_parameters. REFERENCES.md says the package keeps
 float32 state for float64 params: in 1.1.1 only `block_numel` (the leaf's size, an exact integer)
 passes through float32, and its state is the params' float64, so no tolerance for float32 is needed.
-Measured max relative error: see the assert (rtol 1e-10 holds; max 5e-14 measured).
+Measured max elementwise relative error: 4.4e-12 (plain AdamW on the same run differs by 0.29).
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ def test_the_authors_partition_and_state_sizes():
         "embed.weight": V, "attn.wq.weight": H, "attn.wk.weight": H, "attn.wv.weight": D, "attn.wo.weight": D,
         "norm.weight": 1, "mlp.up.weight": 2 * D, "mlp.up.bias": 2 * D, "mlp.down.weight": D, "lm_head.weight": V,
     }  # fmt: skip
+    custom = gradtx.adam_mini_blocks(H, elementwise=("bias", "embed"), neurons=())(params)
+    assert custom["embed.weight"] == V * D and custom["mlp.up.weight"] == 1 and custom["attn.wq.weight"] == H
     state = gradtx.scale_by_adam_mini(blocks=gradtx.adam_mini_blocks(H)).init(params)
     assert {k: v.shape for k, v in state.nu.items()} == {k: (b,) for k, b in blocks.items()}
 

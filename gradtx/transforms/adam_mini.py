@@ -150,33 +150,42 @@ def _path_name(path: Any) -> str:
 def _authors_blocks(hp: Hyperparams, params: Any) -> Any:
     def leaf(path: Any, x: Any) -> int:
         name = _path_name(path)
-        if any(n in name for n in ELEMENTWISE_NAMES):
+        if any(n in name for n in hp.elementwise):
             return int(jnp.size(x))
-        if any(n in name for n in HEAD_NAMES):
+        if any(n in name for n in hp.heads):
             return hp.n_heads
-        if any(n in name for n in NEURON_NAMES):
+        if any(n in name for n in hp.neurons):
             return int(jnp.shape(x)[0]) if jnp.ndim(x) else 1
         return 1
 
     return jax.tree_util.tree_map_with_path(leaf, params)
 
 
-def adam_mini_blocks(n_heads: int) -> Bound:
+def adam_mini_blocks(
+    n_heads: int,
+    *,
+    elementwise: tuple[str, ...] = ELEMENTWISE_NAMES,
+    heads: tuple[str, ...] = HEAD_NAMES,
+    neurons: tuple[str, ...] = NEURON_NAMES,
+) -> Bound:
     """Adam-mini 1.1.1's partition, by key-path names (lower-cased, dotted, matched as substrings).
 
     "bias": per element (Adam); query and key weights ("q_proj", "k_proj", "wq", "wk", "query",
     "key"): `n_heads` blocks; embedding, output, value, attention-output and MLP weights ("embed",
     "embd", "wte", "lm_head", "output", "final_layer", "v_proj", "wv", "value", "o_proj", "wo",
     "attn.proj", "feed_forward", "linear", "mlp"): one block per row, i.e. per output neuron in
-    torch's (out, in) layout (per token for an embedding); anything else (norms): one block. The
-    authors also give embeddings and outputs one value per row, not per element.
+    torch's (out, in) layout (per token for an embedding); anything else (norms): one block.
+    `elementwise`, `heads` and `neurons` replace those patterns (checked in that order; the authors
+    extend theirs by adding to `optimizer.embd_names` etc.). Note that 1.1.1 gives embeddings and
+    outputs one value per row, not per element (per element is `elementwise=("bias", "embed", ...)`).
 
     >>> import gradtx, jax.numpy as jnp
     >>> gradtx.adam_mini_blocks(2)({"wq": jnp.ones((4, 4)), "mlp": jnp.ones((3, 4)), "norm": jnp.ones(4)})
     {'mlp': 3, 'norm': 1, 'wq': 2}
     """
     check("adam_mini_blocks", n_heads=(n_heads, "integer [1, inf)"))
-    return Bound(_authors_blocks, Hyperparams("adam_mini_blocks", (), {"n_heads": n_heads}))
+    names = {"elementwise": tuple(elementwise), "heads": tuple(heads), "neurons": tuple(neurons)}
+    return Bound(_authors_blocks, Hyperparams("adam_mini_blocks", (), {"n_heads": n_heads, **names}))
 
 
 def adam_mini(
