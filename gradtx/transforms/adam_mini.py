@@ -1,6 +1,6 @@
 """Adam-mini (Zhang et al., 2024): Adam with one second-moment value per block of each leaf.
 
-    scale_by_adam_mini   v_b <- b2 v_b + (1 - b2) mean_{i in b} g_i^2;  u = m^ / (sqrt(v^_b) + eps)
+    scale_by_adam_mini   v_b <- b2 v_b + (1 - b2) mean(g_b^2);  u_b = m_b^ / (sqrt(v_b^) + eps)
     adam_mini            chain(scale_by_adam_mini, add_decayed_weights, scale_by_learning_rate)
     adam_mini_blocks     the authors' partition, from the params' key-path names
 
@@ -111,10 +111,11 @@ def scale_by_adam_mini(
     """Adam-mini's preconditioner (Zhang et al., 2024, Alg. 1): one second moment per block.
 
         m   <- b1 m + (1 - b1) g
-        v_b <- b2 v_b + (1 - b2) mean_{i in b} g_i^2
-        u_i  = m^_i / (sqrt(v^_b) + eps)     for i in block b
+        v_b <- b2 v_b + (1 - b2) mean(g_b^2)
+        u_b  = m_b^ / (sqrt(v_b^) + eps)
 
-    m^, v^ are Adam's bias corrections, t counts updates from 1. `blocks`: for each leaf the number k
+    g_b, m_b, u_b are block b's entries of g, m, u (v_b is one number); m^, v^ are Adam's bias
+    corrections, t counts updates from 1. `blocks`: for each leaf the number k
     of blocks (contiguous, of the leaf flattened row-major), a tree of ints (a prefix of the params),
     or a function of the params giving one; None is k = 1 for every leaf. `adam_mini_blocks` gives
     the authors' partition. k equal to the leaf's size is Adam on that leaf.
