@@ -145,6 +145,7 @@ from gradtx.transforms.adam import (
     scale_by_amsgrad,
 )
 from gradtx.transforms.adam_atan2 import ScaleByAdamAtan2State, adam_atan2, scale_by_adam_atan2
+from gradtx.transforms.adam_mini import ScaleByAdamMiniState, adam_mini, adam_mini_blocks, scale_by_adam_mini
 from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
@@ -187,6 +188,7 @@ from gradtx.transforms.linesearch import (
 )
 from gradtx.transforms.lion import ScaleByLionState, lion, scale_by_lion
 from gradtx.transforms.madgrad import MadgradState, madgrad, scale_by_madgrad
+from gradtx.transforms.mars import ScaleByMarsState, mars, mars_labels, scale_by_mars
 from gradtx.transforms.momentum import (
     BiasCorrectionState,
     EmaState,
@@ -386,4 +388,8 @@ __all__ = [
     # caution (a wrapper of any transformation) and cautious weight decay
     "sophia", "scale_by_sophia", "SophiaState", "hutchinson_estimator_diag_hessian", "HutchinsonState",
     "cautious", "CautiousState", "add_cautious_decayed_weights",
+    # issue 11: Adam's newer relatives. MARS (variance-reduced gradient, clipped, fed to AdamW)
+    "mars", "scale_by_mars", "ScaleByMarsState", "mars_labels",
+    # Adam-mini (one second moment per block: a leaf, a neuron, a head)
+    "adam_mini", "scale_by_adam_mini", "ScaleByAdamMiniState", "adam_mini_blocks",
 ]  # fmt: skip

@@ -241,6 +241,9 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "hutchinson_estimator_diag_hessian": NONE,
     "cautious": frozenset({"wrapper"}),
     "add_cautious_decayed_weights": frozenset({"decay"}),
+    # issue 11: MARS is Adam on a corrected, clipped gradient
+    "scale_by_mars": PRECONDITIONER,
+    "scale_by_adam_mini": PRECONDITIONER,
     # schedule-free: y moves as its base optimizer's steps do (the base holds the rate and the sign)
     "schedule_free": frozenset({"wrapper"}),
     # the presets' blocks (gradtx/presets/): Adafactor's relative step min(lr, 1 / sqrt(t)) is a

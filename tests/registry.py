@@ -394,6 +394,9 @@ TRANSFORMS: tuple[Case, ...] = (
     Case("cautious", lambda m: m.cautious(m.adam(1e-2), "mean", descent=True), label="descent,mean", optax=False),
     Case("add_cautious_decayed_weights", lambda m: m.add_cautious_decayed_weights(0.01), optax=False,
          sweep=lambda m, h: m.add_cautious_decayed_weights(h), sweep_values=(0.0, 0.01, 0.1)),
+    # issue 11: Adam's newer relatives (tests/test_mars.py holds them to their authors' code)
+    Case("scale_by_mars", lambda m: m.scale_by_mars(gamma=0.1), optax=False),
+    Case("scale_by_adam_mini", lambda m: m.scale_by_adam_mini(b2=0.9), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -470,6 +473,10 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep_values=LR),
     Case("adam_atan2", lambda m: m.adam_atan2(1e-3, weight_decay=1e-2), optax=False,
          sweep=lambda m, h: m.adam_atan2(h), sweep_values=LR),
+    Case("mars", lambda m: m.mars(1e-2, weight_decay=1e-2, weight_decay_mask=decay_mask), optax=False,
+         sweep=lambda m, h: m.mars(h), sweep_values=LR),
+    Case("adam_mini", lambda m: m.adam_mini(1e-2, weight_decay=1e-2, mask=decay_mask, blocks=m.adam_mini_blocks(2)),
+         optax=False, sweep=lambda m, h: m.adam_mini(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's

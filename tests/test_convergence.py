@@ -115,6 +115,10 @@ QUADRATIC = {
     "came": (gradtx.came(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
     "laprop": (gradtx.laprop(0.05), 3_000),
     "adam_atan2": (gradtx.adam_atan2(0.05), 3_000),
+    # MARS on w itself (mars_mask: every leaf; a vector would go to its AdamW by default)
+    "mars": (gradtx.mars(0.05, mars_mask=lambda p: True), 3_000),
+    # Adam-mini with one block for w: a single second moment, so the steps are m^ / RMS(m^)-like
+    "adam_mini": (gradtx.adam_mini(0.05), 3_000),
     "presets.keras.Ftrl": (gradtx.presets.keras.Ftrl(0.5), 3_000),  # as ftrl
     "presets.torch.LBFGS": (gradtx.presets.torch.LBFGS(), 3_000),  # torch's defaults
     "presets.torch.SparseAdam": (gradtx.presets.torch.SparseAdam(0.05), 3_000),  # as adam (every g != 0 here)
@@ -159,6 +163,8 @@ ROSENBROCK = {
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
     "came": (gradtx.came(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),  # as adafactor
+    "mars": (gradtx.mars(gradtx.cosine_decay_schedule(0.01, 20_000), mars_mask=lambda p: True), 20_000),
+    "adam_mini": (gradtx.adam_mini(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
     "presets.torch.ASGD": (gradtx.presets.torch.ASGD(0.001), 30_000),  # as asgd
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),

@@ -40,6 +40,10 @@ NEEDS_LEAVES = {
     "scale_by_came", "came",
     # issue 11: caution rescales each leaf by the fraction of it kept
     "cautious",
+    # MARS clips each leaf's corrected gradient to norm 1
+    "scale_by_mars", "mars",
+    # Adam-mini's second moment is per block of a leaf
+    "scale_by_adam_mini", "adam_mini",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}
