@@ -598,6 +598,8 @@ NOT_BUILDERS = frozenset(
         "schedule_free_eval_params",  # issue 11: reads a state (and the params)
         # issue 11: a spec, a matrix function and the labels muon partitions by
         "MuonDimensionNumbers", "orthogonalize_via_newton_schulz", "muon_labels",
+        # issue 11: the labels mars partitions by, and Adam-mini's block counts by name (functions of params)
+        "mars_labels", "adam_mini_blocks",
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip
