@@ -220,6 +220,7 @@ from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed
 from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
 from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
 from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
+from gradtx.transforms.shampoo import ShampooState, scale_by_shampoo, shampoo
 from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.sm3 import ScaleBySM3State, scale_by_sm3, sm3
 from gradtx.transforms.yogi import scale_by_yogi, yogi
@@ -367,4 +368,6 @@ __all__ = [
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
     "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
+    # issue 11: Shampoo (Kronecker-factored preconditioning, blocked and grafted as Distributed Shampoo)
+    "shampoo", "scale_by_shampoo", "ShampooState",
 ]  # fmt: skip

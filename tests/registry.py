@@ -377,6 +377,9 @@ TRANSFORMS: tuple[Case, ...] = (
          label="keras-form,adaptive", optax=False),
     Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
+    # issue 11: Shampoo, blocked (block_size 2 splits the test matrices), recomputed every 2 steps, Adam-grafted;
+    # tests/test_shampoo.py compares it with pytorch_optimizer's ScalableShampoo and a NumPy loop
+    Case("scale_by_shampoo", lambda m: m.scale_by_shampoo(block_size=2, precondition_frequency=2), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -446,6 +449,8 @@ OPTIMIZERS: tuple[Case, ...] = (
          label="consistent-rms"),
     Case("normuon", lambda m: m.normuon(1e-2, weight_decay=1e-2), optax=False,
          sweep=lambda m, h: m.normuon(h), sweep_values=LR),
+    Case("shampoo", lambda m: m.shampoo(1e-3, weight_decay=1e-2), optax=False,
+         sweep=lambda m, h: m.shampoo(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
