@@ -54,7 +54,7 @@ GRAFTINGS = ("adam", "adagrad", "sgd", None)
 class ShampooState(NamedTuple):
     """count: steps taken (int32); mu: the momentum m; nu: the grafting optimizer's second moment
     (Adam's EMA, Adagrad's sum; zeros for "sgd" and None); stats: (L, R) per leaf, each
-    (blocks, size, size), empty (0, 0, 0) for 1-D and scalar leaves; roots: (L^, R^), likewise."""
+    (blocks, size, size), None for 1-D and scalar leaves; roots: (L^, R^), likewise."""
 
     count: Count
     mu: Updates
@@ -94,12 +94,12 @@ def from_blocks(b: jax.Array, lay: tuple[int, int, int, int], shape: tuple[int, 
 
 def inverse_root(a: jax.Array, exponent: float, eps: float) -> jax.Array:
     """(A + eps max(eig A) I)^(-1/exponent) for a symmetric positive semidefinite A, by eigh."""
-    w, v = jnp.linalg.eigh(a)
+    w, v = jnp.linalg.eigh(a)  # a Hermitian factor of complex params: real w, unitary v
     w = jnp.maximum(w, 0.0)  # rounding can make a zero eigenvalue slightly negative
     w = w + eps * jnp.max(w)  # epsilon relative to the largest eigenvalue (Distributed Shampoo's matrix_epsilon)
     inv = jnp.where(w > 0, w, 1.0) ** (-1.0 / exponent)
     inv = jnp.where(w > 0, inv, 0.0)  # an all-zero factor (no gradient yet): a zero root, a zero update
-    return (v * inv) @ v.T
+    return (v * inv.astype(v.dtype)) @ jnp.conj(v).T
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,24 +111,30 @@ def _init(hp: Hyperparams, params) -> ShampooState:
         lay = layout(jnp.shape(x), hp.block_size)
         dt = tree.compute_dtype(jnp.result_type(x))
         if lay is None:
-            return (jnp.zeros((0, 0, 0), dt),) * 2
+            return None
         km, bm, kn, bn = lay
         return jnp.zeros((km * kn, bm, bm), dt), jnp.zeros((km * kn, bn, bn), dt)
 
     stats = jax.tree.map(factors, params)
-    return ShampooState(zero_count(), tree.zeros_like(params), tree.zeros_like(params), stats, stats)
+    return ShampooState(zero_count(), tree.zeros_like(params), tree.second_moment_like(params), stats, stats)
 
 
 def _graft(hp: Hyperparams, g: jax.Array, nu: jax.Array, t: Count) -> tuple[jax.Array, jax.Array]:
     """(the grafting direction D, the new second moment)."""
+    sq = tree.abs_sq(g)  # |g|^2, real for complex g
     if hp.grafting == "adam":  # nu <- b2 nu + (1 - b2) g^2;  D = g / (sqrt(nu / (1 - b2^t)) + graft_eps)
-        nu = hp.b2 * nu + (1 - hp.b2) * g * g
-        nu_hat = nu / (1 - jnp.asarray(hp.b2, g.dtype) ** t.astype(g.dtype))
-        return g / (jnp.sqrt(nu_hat) + hp.graft_eps), nu
+        nu = tree.ema(nu, sq, hp.b2)
+        return tree.div_sqrt(g, tree.bias_correction(nu, hp.b2, t), hp.graft_eps), nu
     if hp.grafting == "adagrad":  # nu <- nu + g^2;  D = g / (sqrt(nu) + graft_eps)
-        nu = nu + g * g
-        return g / (jnp.sqrt(nu) + hp.graft_eps), nu
+        nu = nu + sq
+        return tree.div_sqrt(g, nu, hp.graft_eps), nu
     return g, nu  # "sgd" and None: D = g
+
+
+def _norm(b: jax.Array) -> jax.Array:
+    """The Frobenius norm of each block, with a zero (not NaN) derivative at a zero block."""
+    n2 = jnp.sum(tree.abs_sq(b), axis=(1, 2))
+    return jnp.where(n2 > 0, jnp.sqrt(jnp.where(n2 > 0, n2, 1.0)), 0.0)
 
 
 def _precondition(hp: Hyperparams, g, d, stats, roots, t: Count):
@@ -136,8 +142,9 @@ def _precondition(hp: Hyperparams, g, d, stats, roots, t: Count):
     lay = layout(g.shape, hp.block_size)
     blocks = to_blocks(g, lay)
     w = 1.0 if hp.b2 == 1.0 else 1 - hp.b2
-    left = hp.b2 * stats[0] + w * jnp.einsum("bij,bkj->bik", blocks, blocks)  # L <- b2 L + w G G^T
-    right = hp.b2 * stats[1] + w * jnp.einsum("bji,bjk->bik", blocks, blocks)  # R <- b2 R + w G^T G
+    cb = jnp.conj(blocks)  # complex params: Hermitian factors G G^H and G^H G
+    left = hp.b2 * stats[0] + w * jnp.einsum("bij,bkj->bik", blocks, cb)  # L <- b2 L + w G G^T
+    right = hp.b2 * stats[1] + w * jnp.einsum("bji,bjk->bik", cb, blocks)  # R <- b2 R + w G^T G
     e = hp.inverse_exponent_override or 4.0  # two factors: L^(-1/4) G R^(-1/4)
 
     def recompute(_):
@@ -145,12 +152,14 @@ def _precondition(hp: Hyperparams, g, d, stats, roots, t: Count):
         return root(left), root(right)
 
     due = (t % hp.precondition_frequency == 0) | (t == 1)  # the first step too: no root is kept yet
-    roots = jax.lax.cond(due, recompute, lambda _: roots, None)
+    # The roots are constants of the update, as in Distributed Shampoo: no derivative flows through
+    # eigh, whose derivative at repeated eigenvalues (a zero or rank-deficient factor) is infinite.
+    roots = jax.lax.stop_gradient(jax.lax.cond(due, recompute, lambda _: roots, None))
     p = roots[0] @ blocks @ roots[1]  # P = L^ G R^
     if hp.grafting is not None:  # P <- (||D|| / ||P||) P, block by block
         db = to_blocks(d, lay)
-        dn, pn = jnp.linalg.norm(db, axis=(1, 2)), jnp.linalg.norm(p, axis=(1, 2))
-        p = p * jnp.where(pn > 0, dn / jnp.where(pn > 0, pn, 1.0), 0.0)[:, None, None]
+        dn, pn = _norm(db), _norm(p)
+        p = p * jnp.where(pn > 0, dn / jnp.where(pn > 0, pn, 1.0), 0.0)[:, None, None].astype(p.dtype)
     u = jnp.where(t >= hp.start_preconditioning_step, from_blocks(p, lay, g.shape), d)
     return u, (left, right), roots
 
@@ -164,7 +173,7 @@ def _update(hp: Hyperparams, updates, state: ShampooState, params=None):
     stats, roots = treedef.flatten_up_to(state.stats), treedef.flatten_up_to(state.roots)
     out = []
     for x, nu, mu, s, r in zip(flat, nus, mus, stats, roots, strict=True):
-        d, nu = _graft(hp, x, nu.astype(x.dtype), t)
+        d, nu = _graft(hp, x, nu, t)
         if layout(x.shape, hp.block_size) is None:
             u = d
         else:
