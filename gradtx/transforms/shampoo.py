@@ -1,9 +1,10 @@
 """Shampoo: Kronecker-factored preconditioning of each matrix (Gupta et al., 2018; Anil et al., 2020).
 
     scale_by_shampoo   per block G of a matrix:  L <- b2 L + w G G^T,  R <- b2 R + w G^T G  (w = 1 - b2, 1 if b2 = 1)
-                       every precondition_frequency steps:  L^ = (L + eps max(eig L) I)^(-1/e), same for R
-                       P = L^ G R^;  grafting: P <- (||D|| / ||P||) P, D the grafting direction on the block
-                       m <- b1 m + P (or D before start_preconditioning_step);  Nesterov: P + b1 m
+                       L^ = (L + eps lambda_max(L) I)^(-1/e),  R^ = (R + eps lambda_max(R) I)^(-1/e)
+                       P = L^ G R^;  grafting: P <- (||D|| / ||P||) P      (D: the grafting direction)
+                       m <- b1 m + u,  u = P     (u = D before start_preconditioning_step)
+                       Nesterov: u + b1 m
     shampoo            chain(scale_by_shampoo, add_decayed_weights, scale_by_learning_rate)
 
 Each leaf of two or more axes is a matrix (its leading axes merged: (prod(shape[:-1]), shape[-1])),
@@ -45,6 +46,7 @@ from gradtx.checks import (
 )
 from gradtx.combine import chain
 from gradtx.packing import require_leaves
+from gradtx.transforms.muon import _explicit_sharding
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -137,9 +139,8 @@ def _norm(b: jax.Array) -> jax.Array:
     return jnp.where(n2 > 0, jnp.sqrt(jnp.where(n2 > 0, n2, 1.0)), 0.0)
 
 
-def _precondition(hp: Hyperparams, g, d, stats, roots, t: Count):
+def _precondition(hp: Hyperparams, g, d, stats, roots, t: Count, lay: tuple[int, int, int, int]):
     """(the update of a matrix leaf, its new (L, R), its new roots)."""
-    lay = layout(g.shape, hp.block_size)
     blocks = to_blocks(g, lay)
     w = 1.0 if hp.b2 == 1.0 else 1 - hp.b2
     cb = jnp.conj(blocks)  # complex params: Hermitian factors G G^H and G^H G
@@ -168,16 +169,23 @@ def _update(hp: Hyperparams, updates, state: ShampooState, params=None):
     require_leaves("scale_by_shampoo", updates)  # each matrix is a leaf: a packed buffer is none
     t = next_count(state.count)
     g = tree.compute_like(updates, updates)
-    flat, treedef = jax.tree_util.tree_flatten(g)
+    flat, treedef_ = jax.tree_util.tree_flatten(g)
+    treedef: Any = treedef_  # PyTreeDef's stubs lack flatten_up_to
     nus, mus = treedef.flatten_up_to(state.nu), treedef.flatten_up_to(state.mu)
     stats, roots = treedef.flatten_up_to(state.stats), treedef.flatten_up_to(state.roots)
     out = []
     for x, nu, mu, s, r in zip(flat, nus, mus, stats, roots, strict=True):
         d, nu = _graft(hp, x, nu, t)
-        if layout(x.shape, hp.block_size) is None:
+        lay = layout(x.shape, hp.block_size)
+        if lay is None:
             u = d
-        else:
-            u, s, r = _precondition(hp, x, d, s, r, t)
+        else:  # on an Explicit mesh, gathered (every device holds the matrix, as for Muon) and resharded
+            sharding = _explicit_sharding(x)
+            if sharding is not None:
+                whole = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+                x, d = jax.sharding.reshard(x, whole), jax.sharding.reshard(d, whole)
+            u, s, r = _precondition(hp, x, d, s, r, t, lay)
+            u = u if sharding is None else jax.sharding.reshard(u, sharding)
         mu = hp.b1 * mu.astype(x.dtype) + u  # m <- b1 m + u
         u = u + hp.b1 * mu if hp.nesterov else mu  # Nesterov: u + b1 m
         out.append((u, nu, mu, s, r))
