@@ -225,6 +225,7 @@ from gradtx.transforms.regularization import AddDecayedWeightsState, add_decayed
 from gradtx.transforms.rmsprop import ScaleByRmsState, ScaleByRStdDevState, rmsprop, scale_by_rms, scale_by_stddev
 from gradtx.transforms.rprop import ScaleByRpropState, rprop, scale_by_rprop
 from gradtx.transforms.scaling import ScaleByScheduleState, scale, scale_by_learning_rate, scale_by_schedule
+from gradtx.transforms.shampoo import ShampooState, scale_by_shampoo, shampoo
 from gradtx.transforms.sign import scale_by_sign, sign_sgd, signum
 from gradtx.transforms.sm3 import ScaleBySM3State, scale_by_sm3, sm3
 from gradtx.transforms.sophia import (
@@ -392,4 +393,6 @@ __all__ = [
     "mars", "scale_by_mars", "ScaleByMarsState", "mars_labels",
     # Adam-mini (one second moment per block: a leaf, a neuron, a head)
     "adam_mini", "scale_by_adam_mini", "ScaleByAdamMiniState", "adam_mini_blocks",
+    # issue 11: Shampoo (Kronecker-factored preconditioning, blocked and grafted as Distributed Shampoo)
+    "shampoo", "scale_by_shampoo", "ShampooState",
 ]  # fmt: skip

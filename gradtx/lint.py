@@ -230,6 +230,7 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     # issue 11: Muon's orthogonalized momentum has no gradient scale left; its shape factor is fixed
     "scale_by_muon": PRECONDITIONER,
     "scale_by_normuon": PRECONDITIONER,
+    "scale_by_shampoo": PRECONDITIONER,
     "scale_by_shape": NONE,
     # issue 11: Adam's newer relatives, scale-free directions as Adam's (CAME's after its RMS clipping)
     "scale_by_came": PRECONDITIONER,

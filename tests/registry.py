@@ -397,6 +397,9 @@ TRANSFORMS: tuple[Case, ...] = (
     # issue 11: Adam's newer relatives (tests/test_mars.py holds them to their authors' code)
     Case("scale_by_mars", lambda m: m.scale_by_mars(gamma=0.1), optax=False),
     Case("scale_by_adam_mini", lambda m: m.scale_by_adam_mini(b2=0.9), optax=False),
+    # issue 11: Shampoo, blocked (block_size 2 splits the test matrices), recomputed every 2 steps, Adam-grafted;
+    # tests/test_shampoo.py compares it with pytorch_optimizer's ScalableShampoo and a NumPy loop
+    Case("scale_by_shampoo", lambda m: m.scale_by_shampoo(block_size=2, precondition_frequency=2), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -477,6 +480,8 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep=lambda m, h: m.mars(h), sweep_values=LR),
     Case("adam_mini", lambda m: m.adam_mini(1e-2, weight_decay=1e-2, mask=decay_mask, blocks=m.adam_mini_blocks(2)),
          optax=False, sweep=lambda m, h: m.adam_mini(h), sweep_values=LR),
+    Case("shampoo", lambda m: m.shampoo(1e-3, weight_decay=1e-2), optax=False,
+         sweep=lambda m, h: m.shampoo(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's

@@ -73,12 +73,14 @@ def optimizers() -> dict[str, gradtx.GradientTransformation]:
         # Newton-Schulz on the sharded matrix w, AdamW for the rest; on the Explicit mesh it gathers w.
         "muon": gradtx.muon(1e-2, weight_decay=0.01),
         "normuon": gradtx.normuon(1e-2),
+        # Kronecker factors of w (8 x 4) in blocks of 4 rows: two blocks, each its own L and R
+        "shampoo": gradtx.shampoo(1e-2, block_size=4),
     }
 
 
 # Optimizers whose state leaves are not each a copy of a param's shape (Adafactor's row and column
 # moments): their numbers and their params' shardings are checked, not the state's shardings.
-FACTORED = ("adafactor", "normuon")  # and NorMuon's one second moment per output neuron
+FACTORED = ("adafactor", "normuon", "shampoo")  # NorMuon's moment per output neuron, Shampoo's factors
 
 
 def labels(params: dict) -> dict:

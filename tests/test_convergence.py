@@ -108,6 +108,8 @@ QUADRATIC = {
     # momentum; Keras's Muon gives vectors to its Adam. A decaying rate, since the step's length is the rate.
     "muon": (gradtx.muon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    # Shampoo: the params are vectors here, so Adam's direction (its graft) with summed momentum (1 / (1 - b1))
+    "shampoo": (gradtx.shampoo(0.005), 3_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
     # issue 11: Adam's newer relatives. CAME's step on a vector is its clipped momentum, ~ lr a
@@ -160,6 +162,7 @@ ROSENBROCK = {
     # momentum; Keras's Muon gives vectors to its Adam. A decaying rate, since the step's length is the rate.
     "muon": (gradtx.muon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
+    "shampoo": (gradtx.shampoo(0.001), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
     "came": (gradtx.came(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),  # as adafactor

@@ -31,6 +31,8 @@ NEEDS_LEAVES = {
     "clip_by_leaf_norm", "presets.keras.SGD[clipnorm,ema]",  # Keras's clipnorm: one norm per leaf
     # issue 10 (optim): per-axis statistics, per-leaf distances, trust ratios; adan's case has a mask
     "scale_by_sm3", "sm3", "scale_by_distance_over_gradients", "fromage", "adan",
+    # issue 11: Kronecker factors of each matrix leaf
+    "scale_by_shampoo", "shampoo",
     # issue 12: torch's and Keras's Adafactor factor each leaf's last two dimensions
     "scale_by_factored_rms[torch]", "presets.torch.Adafactor", "presets.keras.Adafactor",
     # issue 11: Muon orthogonalizes each matrix leaf (and its partition gives the others to AdamW)

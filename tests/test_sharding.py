@@ -4,8 +4,8 @@ The checks need 8 devices, which XLA creates on the CPU only when XLA_FLAGS is s
 so they run in a fresh interpreter (`tests/sharding_worker.py`, whose docstring lists them): params
 sharded over a 4x2 ('data', 'model') mesh (a fully sharded matrix, a sharded vector, a replicated
 bias, a 0-d scalar), with clip_by_global_norm + adam, adam, adamw with a schedule, sgd with
-momentum, rmsprop with momentum, lamb, lars, multi_transform (adam and sgd), adafactor, muon and
-normuon. Each subprocess prints a summary line that the test checks; on failure the test shows the
+momentum, rmsprop with momentum, lamb, lars, multi_transform (adam and sgd), adafactor, muon,
+normuon and shampoo. Each subprocess prints a summary line that the test checks; on failure the test shows the
 subprocess's stderr.
 
 Three bugs these tests found are fixed and guarded here: state_shardings and abstract_state
@@ -31,7 +31,7 @@ from jax.sharding import PartitionSpec as P
 import gradtx
 
 ROOT = Path(__file__).resolve().parents[1]
-N_OPTIMIZERS, N_FACTORED = 9, 2  # tests/sharding_worker.py: optimizers(), FACTORED
+N_OPTIMIZERS, N_FACTORED = 9, 3  # tests/sharding_worker.py: optimizers() not FACTORED, FACTORED
 # One check of the clipping threshold; per optimizer, 2 on each mesh (init shardings; step shardings
 # and numbers) and 4 more on the Explicit mesh (state_shardings, abstract_state, jitted init, a step
 # with in/out_shardings); for a factored one, 1 on each mesh (params' shardings and numbers). A
