@@ -204,7 +204,7 @@ from gradtx.transforms.newton_schulz import MuonDimensionNumbers, orthogonalize_
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.normalize import NormalizeState, normalize, normalize_by_update_norm
 from gradtx.transforms.normuon import NorMuonState, normuon, scale_by_normuon
-from gradtx.transforms.kron import KronState, kron, scale_by_kron
+from gradtx.transforms.kron import KronState, kron, kron_decay_mask, scale_by_kron
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
 from gradtx.transforms.optimistic import (
     ScaleByOptimisticGradientState,
@@ -368,5 +368,6 @@ __all__ = [
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
     "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
-    "kron", "scale_by_kron", "KronState",
+    # PSGD Kron (Kronecker-factored preconditioners learned online)
+    "kron", "scale_by_kron", "KronState", "kron_decay_mask",
 ]  # fmt: skip

@@ -230,6 +230,7 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     # issue 11: Muon's orthogonalized momentum has no gradient scale left; its shape factor is fixed
     "scale_by_muon": PRECONDITIONER,
     "scale_by_normuon": PRECONDITIONER,
+    "scale_by_kron": PRECONDITIONER,
     "scale_by_shape": NONE,
     # schedule-free: y moves as its base optimizer's steps do (the base holds the rate and the sign)
     "schedule_free": frozenset({"wrapper"}),

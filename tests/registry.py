@@ -377,6 +377,9 @@ TRANSFORMS: tuple[Case, ...] = (
          label="keras-form,adaptive", optax=False),
     Case("scale_by_shape", lambda m: m.masked(m.scale_by_shape(consistent_rms=0.2), matrices), optax=False),
     Case("scale_by_normuon", lambda m: m.masked(m.scale_by_normuon(b2=0.9), matrices), optax=False),
+    # issue 11: PSGD Kron (tests/test_kron.py: kron_torch 0.3.3 and heavyball 3.2.1 in float64). The state
+    # holds a PRNG key (rng_key) for the update decision and the probes; p = 0.5 exercises both branches.
+    Case("scale_by_kron", lambda m: m.scale_by_kron(preconditioner_update_probability=0.5), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -394,6 +397,7 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.01), sweep=lambda m, h: m.adamw(h), sweep_values=LR),
     Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), label="mask"),
     Case("nadam", lambda m: m.nadam(1e-3)),
+    Case("kron", lambda m: m.kron(1e-3, weight_decay=0.01), optax=False),
     Case("adamax", lambda m: m.adamax(1e-3)),
     Case("amsgrad", lambda m: m.amsgrad(1e-3)),
     Case("lamb", lambda m: m.lamb(1e-3, weight_decay=0.01, mask=decay_mask)),
@@ -567,6 +571,7 @@ NOT_BUILDERS = frozenset(
         "schedule_free_eval_params",  # issue 11: reads a state (and the params)
         # issue 11: a spec, a matrix function and the labels muon partitions by
         "MuonDimensionNumbers", "orthogonalize_via_newton_schulz", "muon_labels",
+        "kron_decay_mask",  # issue 11: the mask kron decays by
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

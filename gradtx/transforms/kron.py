@@ -24,6 +24,7 @@ import numpy as np
 
 from gradtx import tree
 from gradtx.base import (
+    Bound,
     Count,
     GradientTransformation,
     Hyperparams,
@@ -111,7 +112,7 @@ def diagonal_axes(hp: Hyperparams, shape: tuple[int, ...]) -> list[bool]:
         diag[order[0]] = True
     numel = math.prod(shape)
     return [
-        d or size == 1 or size > hp.max_size_triangular or size**2 > hp.max_skew_triangular * numel
+        d or size == 1 or size > hp.max_size_triangular or (hp.max_skew_triangular is not None and size**2 > hp.max_skew_triangular * numel)
         or len(shape) < hp.min_ndim_triangular
         for size, d in zip(shape, diag, strict=True)
     ]  # fmt: skip
@@ -276,7 +277,7 @@ def scale_by_kron(
     mu_dtype: Any = None,
     precond_dtype: Any = None,
     *,
-    max_skew_triangular: float = math.inf,
+    max_skew_triangular: float | None = None,
     key: Any = 0,
     accumulator_dtype: Any = None,
 ) -> GradientTransformation:
@@ -293,7 +294,7 @@ def scale_by_kron(
     A_i is the mode-i unfolding of A (axis i's rows); a diagonal factor takes the diagonal of the
     Gram matrices and the max norm in place of the spectral norm's lower bound. An axis's factor
     is diagonal when its size is 1 or above `max_size_triangular`, when size^2 > `max_skew_triangular`
-    numel (psgd_jax's rule), when the leaf has fewer than `min_ndim_triangular` axes, or as
+    numel (psgd_jax's rule; None, kron_torch's, no limit), when the leaf has fewer than `min_ndim_triangular` axes, or as
     `memory_save_mode` says ("one_diag": the largest axis; "smart_one_diag": the largest if it is
     strictly the largest; "all_diag"). `preconditioner_update_probability`: a number or a schedule
     of the steps taken; None is kron_torch's, p = clip(exp(-0.001 (t - 500)), 0.03, 1). The draws
@@ -316,7 +317,7 @@ def scale_by_kron(
     >>> import gradtx
     >>> gradtx.scale_by_kron()
     scale_by_kron(b1=0.9, max_size_triangular=8192, min_ndim_triangular=2, momentum_into_precond_update=True,
-                  precond_lr=0.1, precond_init_scale=1.0, merge_dims=True, max_skew_triangular=inf, key=0)
+                  precond_lr=0.1, precond_init_scale=1.0, merge_dims=True, key=0)
     """
     builder = "scale_by_kron"
     check(
@@ -325,8 +326,7 @@ def scale_by_kron(
         min_ndim_triangular=(min_ndim_triangular, COUNT), precond_lr=(precond_lr, NONNEG),
         precond_init_scale=(precond_init_scale, POSITIVE),
     )  # fmt: skip
-    if max_skew_triangular != math.inf:
-        check(builder, max_skew_triangular=(max_skew_triangular, NONNEG))
+    check(builder, max_skew_triangular=(max_skew_triangular, NONNEG + OR_NONE))
     if memory_save_mode not in MEMORY_SAVE_MODES:
         raise ArgumentValueError(builder, "memory_save_mode", f"must be one of {MEMORY_SAVE_MODES}, got {memory_save_mode!r}")
     for flag, value in (("momentum_into_precond_update", momentum_into_precond_update), ("merge_dims", merge_dims)):
@@ -341,9 +341,19 @@ def scale_by_kron(
     )  # fmt: skip
 
 
-def matrices_mask(params: Any) -> Any:
-    """True for the leaves of two or more axes: the ones kron_torch decays."""
+def _ndim_at_least_two(hp: Hyperparams, params: Any) -> Any:
     return jax.tree.map(lambda x: jnp.ndim(x) >= 2, params)
+
+
+def kron_decay_mask() -> Bound:
+    """The leaves `kron` decays by default: those of two or more axes (kron_torch's rule), as a mask
+    function params -> tree of bools, equal for every call (so `kron` stays hashable by value).
+
+    >>> import gradtx, jax.numpy as jnp
+    >>> gradtx.kron_decay_mask()({"w": jnp.ones((2, 3)), "b": jnp.ones(3)})
+    {'b': False, 'w': True}
+    """
+    return Bound(_ndim_at_least_two, Hyperparams("kron_decay_mask", (), {}))
 
 
 def kron(
@@ -362,7 +372,7 @@ def kron(
     mu_dtype: Any = None,
     precond_dtype: Any = None,
     *,
-    max_skew_triangular: float = math.inf,
+    max_skew_triangular: float | None = None,
     key: Any = 0,
     accumulator_dtype: Any = None,
 ) -> GradientTransformation:
@@ -372,7 +382,7 @@ def kron(
               scale_by_learning_rate(learning_rate))
 
     W <- W - lr (clip_rms(P m^, 1.1) + weight_decay W). `weight_decay_mask` None decays the leaves
-    of two or more axes (kron_torch's rule; `matrices_mask`). Arguments and defaults are
+    of two or more axes (kron_torch's rule; `kron_decay_mask`). Arguments and defaults are
     kron_torch 0.3.3's (lr 3e-4); see `scale_by_kron` for the rest and where it differs.
 
     >>> import gradtx, jax.numpy as jnp
@@ -389,6 +399,6 @@ def kron(
             momentum_into_precond_update, precond_lr, precond_init_scale, merge_dims, mu_dtype, precond_dtype,
             max_skew_triangular=max_skew_triangular, key=key, accumulator_dtype=accumulator_dtype,
         ),
-        add_decayed_weights(weight_decay, matrices_mask if weight_decay_mask is None else weight_decay_mask),
+        add_decayed_weights(weight_decay, kron_decay_mask() if weight_decay_mask is None else weight_decay_mask),
         scale_by_learning_rate(learning_rate),
     )  # fmt: skip
