@@ -36,6 +36,8 @@ NEEDS_LEAVES = {
     # issue 11: Muon orthogonalizes each matrix leaf (and its partition gives the others to AdamW)
     "scale_by_muon", "scale_by_shape", "scale_by_normuon", "muon", "normuon", "presets.torch.Muon",
     "presets.keras.Muon",
+    # issue 11: PSGD Kron gives each axis of each leaf a factor
+    "scale_by_kron", "kron",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}

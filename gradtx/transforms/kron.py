@@ -53,6 +53,7 @@ from gradtx.checks import (
     first_moment_dtype,
 )
 from gradtx.combine import chain
+from gradtx.packing import require_leaves
 from gradtx.transforms.regularization import add_decayed_weights
 from gradtx.transforms.scaling import scale_by_learning_rate
 
@@ -241,6 +242,7 @@ def _update_leaf(hp: Hyperparams, t: Count, do_update: Any, key: jax.Array, g: A
 
 
 def _update_kron(hp: Hyperparams, g, state: KronState, params=None):
+    require_leaves("scale_by_kron", g)  # each leaf's axes get factors: a packed buffer has one axis
     t = next_count(state.count)
     rng_key, prob_key, probe_key = jax.random.split(state.rng_key, 3)  # the next state's key, and this step's
     probability = hp.preconditioner_update_probability
