@@ -47,6 +47,7 @@ from gradtx.checks import (
     UNIT,
     ArgumentTypeError,
     ArgumentValueError,
+    arguments_of,
     check,
     check_dtype,
     check_flag,
@@ -126,6 +127,11 @@ def _precond_dtype(hp: Hyperparams, x: Any) -> Any:
 def _init_factors(hp: Hyperparams, x: Any) -> tuple[jax.Array, ...] | None:
     if not tree.is_inexact(x):
         return None  # integer and boolean leaves hold no state
+    if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
+        raise TypeError(
+            f"scale_by_kron: got a {jnp.result_type(x)} param; its Q fit is for real gradients (kron_torch's)."
+            " Wrap it in gradtx.split_real_and_imaginary for complex params."
+        )
     shape = merged_shape(jnp.shape(x), hp.merge_dims)
     dtype = _precond_dtype(hp, x)
     scale = hp.precond_init_scale ** (1 / len(shape))  # Q_i = s^(1/n) I: Q = s I
@@ -236,7 +242,8 @@ def _update_leaf(hp: Hyperparams, t: Count, do_update: Any, key: jax.Array, g: A
 
     Qs = jax.lax.cond(do_update, fit, lambda Qs: Qs, Qs)  # with probability p_t
     u = precondition(Qs, m)  # u = P m^
-    rms = jnp.sqrt(jnp.mean(u * u))
+    ms = jnp.mean(u * u)
+    rms = jnp.where(ms > 0, jnp.sqrt(jnp.where(ms > 0, ms, 1)), 0)  # sqrt's derivative is infinite at 0
     u = u * jnp.minimum(1.0, _CLIP_RMS / (rms + 1e-12))  # u <- u min(1, 1.1 / RMS(u))
     return u.reshape(g.shape).astype(g.dtype), mu, Qs
 
@@ -258,9 +265,18 @@ def _update_kron(hp: Hyperparams, g, state: KronState, params=None):
 
 
 def _key_argument(key: Any) -> Any:
-    if isinstance(key, jax.Array | np.ndarray) and not isinstance(key, jax.core.Tracer):
-        return tuple(int(k) for k in np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype,
-                     jax.dtypes.prng_key) else key).ravel())  # fmt: skip
+    """An int seed, or a concrete key (typed or raw) as its two ints (hashable, shown by repr); a tracer as is."""
+    if isinstance(key, jax.Array | np.ndarray | np.generic) and not isinstance(key, jax.core.Tracer):
+        if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.key_data(key)
+        array = np.asarray(key)
+        if not jnp.issubdtype(array.dtype, jnp.integer) or array.shape not in ((), (2,)):
+            raise ArgumentTypeError(
+                "scale_by_kron", "key", f"must be an int seed or a PRNG key, got an array {array.dtype}{list(array.shape)}"
+            )
+        key = int(array) if array.ndim == 0 else tuple(int(k) for k in array)
+    if isinstance(key, tuple) and not (len(key) == 2 and all(isinstance(k, int) for k in key)):
+        raise ArgumentTypeError("scale_by_kron", "key", f"must be an int seed or a PRNG key's two ints, got {key!r}")
     if isinstance(key, bool) or not isinstance(key, int | tuple | jax.core.Tracer):
         raise ArgumentTypeError("scale_by_kron", "key", f"must be an int seed or a PRNG key, got {key!r}")
     return key
@@ -395,6 +411,19 @@ def kron(
     ((3, 4), (4,))
     """
     check("kron", learning_rate=(learning_rate, LEARNING_RATE))
+    with arguments_of("kron", {"add_decayed_weights.mask": "weight_decay_mask"}):
+        return _kron_chain(
+            learning_rate, b1, weight_decay, weight_decay_mask, preconditioner_update_probability, max_size_triangular,
+            min_ndim_triangular, memory_save_mode, momentum_into_precond_update, precond_lr, precond_init_scale,
+            merge_dims, mu_dtype, precond_dtype, max_skew_triangular, key, accumulator_dtype,
+        )  # fmt: skip
+
+
+def _kron_chain(
+    learning_rate, b1, weight_decay, weight_decay_mask, preconditioner_update_probability, max_size_triangular,
+    min_ndim_triangular, memory_save_mode, momentum_into_precond_update, precond_lr, precond_init_scale,
+    merge_dims, mu_dtype, precond_dtype, max_skew_triangular, key, accumulator_dtype,
+) -> GradientTransformation:  # fmt: skip
     return chain(
         scale_by_kron(
             b1, preconditioner_update_probability, max_size_triangular, min_ndim_triangular, memory_save_mode,
