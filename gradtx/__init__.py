@@ -167,6 +167,7 @@ from gradtx.transforms.distance_over_gradients import (
 from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
 from gradtx.transforms.fromage import fromage
 from gradtx.transforms.ftrl import FtrlState, ftrl
+from gradtx.transforms.kron import KronState, kron, kron_decay_mask, scale_by_kron
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -204,7 +205,6 @@ from gradtx.transforms.newton_schulz import MuonDimensionNumbers, orthogonalize_
 from gradtx.transforms.noise import AddNoiseState, add_noise, noisy_sgd
 from gradtx.transforms.normalize import NormalizeState, normalize, normalize_by_update_norm
 from gradtx.transforms.normuon import NorMuonState, normuon, scale_by_normuon
-from gradtx.transforms.kron import KronState, kron, kron_decay_mask, scale_by_kron
 from gradtx.transforms.novograd import ScaleByNovogradState, novograd, scale_by_novograd
 from gradtx.transforms.optimistic import (
     ScaleByOptimisticGradientState,

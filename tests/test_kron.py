@@ -67,7 +67,12 @@ def _draws(probability, seed=0):
         key, k_p, k_v = jax.random.split(key, 3)
         decisions.append(bool(jax.random.uniform(k_p, (), jnp.float32) < probability(t)))
         keys = jax.random.split(k_v, len(SHAPES))
-        probes.append([jax.random.normal(k, merged_shape(s, True), jnp.float64) for k, s in zip(keys, SHAPES.values())])
+        probes.append(
+            [
+                jax.random.normal(k, merged_shape(s, True), jnp.float64)
+                for k, s in zip(keys, SHAPES.values(), strict=True)
+            ]
+        )
     return decisions, probes
 
 
@@ -140,7 +145,10 @@ def _np_step(state, p, g, decide, probes, lr, wd, b1=0.9, precond_lr=0.1):
         shape = merged_shape(SHAPES[name], True)
         gm = np.asarray(g[name]).reshape(shape)
         if name not in state:
-            state[name] = {"m": np.zeros(shape), "Q": [np.eye(d) if len(shape) >= 2 and d > 1 else np.ones(d) for d in shape]}
+            state[name] = {
+                "m": np.zeros(shape),
+                "Q": [np.eye(d) if len(shape) >= 2 and d > 1 else np.ones(d) for d in shape],
+            }
         s = state[name]
         s["m"] = b1 * s["m"] + (1 - b1) * gm
         m = s["m"] / (1 - b1**t)
@@ -154,9 +162,19 @@ def _np_step(state, p, g, decide, probes, lr, wd, b1=0.9, precond_lr=0.1):
             G = m + np.sqrt(np.finfo(np.float32).eps) * np.mean(np.abs(m)) * V
             A, B = G, V
             for i, q in enumerate(Q):
-                A = np.moveaxis(np.tensordot(q, A, (1, i)), 0, i) if q.ndim == 2 else np.moveaxis(np.moveaxis(A, i, -1) * q, -1, i)
+                A = (
+                    np.moveaxis(np.tensordot(q, A, (1, i)), 0, i)
+                    if q.ndim == 2
+                    else np.moveaxis(np.moveaxis(A, i, -1) * q, -1, i)
+                )
                 Bi = np.moveaxis(B, i, -1)
-                B = np.moveaxis(scipy.linalg.solve_triangular(q, Bi.reshape(-1, q.shape[0]).T, trans=1).T.reshape(Bi.shape) if q.ndim == 2 else Bi / q, -1, i)
+                B = np.moveaxis(
+                    scipy.linalg.solve_triangular(q, Bi.reshape(-1, q.shape[0]).T, trans=1).T.reshape(Bi.shape)
+                    if q.ndim == 2
+                    else Bi / q,
+                    -1,
+                    i,
+                )
             for i, q in enumerate(Q):
                 ai, bi = letters[: len(shape)], letters[: len(shape)].replace(letters[i], "z")
                 if q.ndim == 1:

@@ -112,9 +112,9 @@ def diagonal_axes(hp: Hyperparams, shape: tuple[int, ...]) -> list[bool]:
         hp.memory_save_mode == "smart_one_diag" and len(shape) > 1 and sorted(shape)[-1] > sorted(shape)[-2]
     ):
         diag[order[0]] = True
-    numel = math.prod(shape)
+    numel, skew = math.prod(shape), math.inf if hp.max_skew_triangular is None else hp.max_skew_triangular
     return [
-        d or size == 1 or size > hp.max_size_triangular or (hp.max_skew_triangular is not None and size**2 > hp.max_skew_triangular * numel)
+        d or size == 1 or size > hp.max_size_triangular or size**2 > skew * numel
         or len(shape) < hp.min_ndim_triangular
         for size, d in zip(shape, diag, strict=True)
     ]  # fmt: skip
@@ -255,7 +255,8 @@ def _update_kron(hp: Hyperparams, g, state: KronState, params=None):
     probability = hp.preconditioner_update_probability
     p = value_at(DEFAULT_PROBABILITY if probability is None else probability, state.count)
     do_update = jax.random.uniform(prob_key, (), jnp.float32) < p  # one draw for every leaf, as kron_torch
-    leaves, treedef = jax.tree.flatten(g, is_leaf=lambda x: x is None)
+    leaves, structure = jax.tree.flatten(g, is_leaf=lambda x: x is None)
+    treedef: Any = structure
     keys = jax.random.split(probe_key, max(len(leaves), 1))  # leaf k's probe V ~ normal(keys[k], merged shape)
     mus, Qss = treedef.flatten_up_to(state.mu), treedef.flatten_up_to(state.Qs)
     out = [_update_leaf(hp, t, do_update, k, *leaf) for k, *leaf in zip(keys, leaves, mus, Qss, strict=False)]
@@ -272,7 +273,9 @@ def _key_argument(key: Any) -> Any:
         array = np.asarray(key)
         if not jnp.issubdtype(array.dtype, jnp.integer) or array.shape not in ((), (2,)):
             raise ArgumentTypeError(
-                "scale_by_kron", "key", f"must be an int seed or a PRNG key, got an array {array.dtype}{list(array.shape)}"
+                "scale_by_kron",
+                "key",
+                f"must be an int seed or a PRNG key, got an array {array.dtype}{list(array.shape)}",
             )
         key = int(array) if array.ndim == 0 else tuple(int(k) for k in array)
     if isinstance(key, tuple) and not (len(key) == 2 and all(isinstance(k, int) for k in key)):
@@ -312,21 +315,22 @@ def scale_by_kron(
     A_i is the mode-i unfolding of A (axis i's rows); a diagonal factor takes the diagonal of the
     Gram matrices and the max norm in place of the spectral norm's lower bound. An axis's factor
     is diagonal when its size is 1 or above `max_size_triangular`, when size^2 > `max_skew_triangular`
-    numel (psgd_jax's rule; None, kron_torch's, no limit), when the leaf has fewer than `min_ndim_triangular` axes, or as
-    `memory_save_mode` says ("one_diag": the largest axis; "smart_one_diag": the largest if it is
-    strictly the largest; "all_diag"). `preconditioner_update_probability`: a number or a schedule
-    of the steps taken; None is kron_torch's, p = clip(exp(-0.001 (t - 500)), 0.03, 1). The draws
-    (whether to update, and each leaf's V) come from the state's `rng_key` (`key`: an int seed or a
-    PRNG key): rng_key', k_p, k_V = split(rng_key, 3); update if uniform(k_p) < p_t; leaf k's V is
+    numel (psgd_jax's rule; None, kron_torch's, no limit), when the leaf has fewer than
+    `min_ndim_triangular` axes, or as `memory_save_mode` says ("one_diag": the largest axis;
+    "smart_one_diag": the largest if it is strictly the largest; "all_diag").
+    `preconditioner_update_probability`: a number or a schedule of the steps taken; None is
+    kron_torch's, p = clip(exp(-0.001 (t - 500)), 0.03, 1). The draws (whether to update, and each
+    leaf's V) come from the state's `rng_key` (`key`: an int seed or a PRNG key): rng_key', k_p, k_V = split(rng_key, 3); update if uniform(k_p) < p_t; leaf k's V is
     normal(split(k_V, n_leaves)[k], its merged shape).
 
     Where it differs from kron_torch 0.3.3, and why: it updates the preconditioner when
     `uniform < p` (psgd_jax, and the issue's reproducible draw) where kron_torch 0.3.3 updates
-    every round(1 / p) steps by a counter; it balances the factors' scales at every update where
+    every ceil(1 / p) steps by a counter; it balances the factors' scales at every update where
     kron_torch does at a random 1 % of them (a rescaling that leaves Q and every later update
     unchanged but for rounding); kron_torch adds the probe noise in place into m^ and then
     preconditions that noisy m^, where this preconditions m^ (as psgd_jax; tests/test_kron.py
-    gives kron_torch a copy); kron_torch solves B in float32, this in the factors' dtype;
+    gives kron_torch a copy); kron_torch solves B in float32, this in the factors' dtype; a 0-d
+    leaf is a (1,) vector with a diagonal factor (kron_torch 0.3.3 fails on one);
     `precond_dtype` None is the params' compute dtype (>= float32) where kron_torch's is float32.
 
     References: Li (2015), "Preconditioned Stochastic Gradient Descent", arXiv:1512.04202; Li (2018),
@@ -346,7 +350,9 @@ def scale_by_kron(
     )  # fmt: skip
     check(builder, max_skew_triangular=(max_skew_triangular, NONNEG + OR_NONE))
     if memory_save_mode not in MEMORY_SAVE_MODES:
-        raise ArgumentValueError(builder, "memory_save_mode", f"must be one of {MEMORY_SAVE_MODES}, got {memory_save_mode!r}")
+        raise ArgumentValueError(
+            builder, "memory_save_mode", f"must be one of {MEMORY_SAVE_MODES}, got {memory_save_mode!r}"
+        )
     for flag, value in (("momentum_into_precond_update", momentum_into_precond_update), ("merge_dims", merge_dims)):
         check_flag(builder, flag, value)
     return transformation(
