@@ -320,7 +320,8 @@ def scale_by_kron(
     "smart_one_diag": the largest if it is strictly the largest; "all_diag").
     `preconditioner_update_probability`: a number or a schedule of the steps taken; None is
     kron_torch's, p = clip(exp(-0.001 (t - 500)), 0.03, 1). The draws (whether to update, and each
-    leaf's V) come from the state's `rng_key` (`key`: an int seed or a PRNG key): rng_key', k_p, k_V = split(rng_key, 3); update if uniform(k_p) < p_t; leaf k's V is
+    leaf's V) come from the state's `rng_key` (`key`: an int seed or a PRNG key):
+    rng_key', k_p, k_V = split(rng_key, 3); update if uniform(k_p) < p_t; leaf k's V is
     normal(split(k_V, n_leaves)[k], its merged shape).
 
     Where it differs from kron_torch 0.3.3, and why: it updates the preconditioner when
