@@ -14,6 +14,8 @@ The settings that reproduce it at rtol 1e-10 (measured max relative error: see t
   factors by scales whose product is 1 and so the trajectory only by rounding.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,30 +52,40 @@ def _schedule(count):  # falls from 1 to 0.3 within the run, so that some steps 
     return jnp.clip(jnp.exp(-0.1 * (jnp.asarray(count, jnp.float32) - 4.0)), 0.3, 1.0)
 
 
-def _run(tx, params):
+@functools.cache
+def _run(tx):
+    """gradtx's trajectory from _init(), one compiled scan per transformation (the tests share them)."""
+
     def step(carry, _):
         p, s = carry
         u, s = tx.update(grad(p), s, p)
         p = gradtx.apply_updates(p, u)
         return (p, s), p
 
+    params = _init()
     return jax.jit(lambda p: jax.lax.scan(step, (p, tx.init(p)), None, length=STEPS)[1])(params)
 
 
-def _draws(probability, seed=0):
-    """gradtx's decisions and probes, step by step, from the documented key scheme."""
-    key, decisions, probes = jax.random.PRNGKey(seed), [], []
-    for t in range(STEPS):
+@jax.jit
+def _uniforms_and_probes(key):
+    """gradtx's draws at each step, from the documented key scheme: uniform(k_p) and each leaf's V."""
+
+    def step(key, _):
         key, k_p, k_v = jax.random.split(key, 3)
-        decisions.append(bool(jax.random.uniform(k_p, (), jnp.float32) < probability(t)))
         keys = jax.random.split(k_v, len(SHAPES))
-        probes.append(
-            [
-                jax.random.normal(k, merged_shape(s, True), jnp.float64)
-                for k, s in zip(keys, SHAPES.values(), strict=True)
-            ]
-        )
-    return decisions, probes
+        vs = [
+            jax.random.normal(k, merged_shape(s, True), jnp.float64) for k, s in zip(keys, SHAPES.values(), strict=True)
+        ]
+        return key, (jax.random.uniform(k_p, (), jnp.float32), vs)
+
+    return jax.lax.scan(step, key, None, length=STEPS)[1]
+
+
+def _draws(probability, seed=0):
+    """gradtx's decisions (uniform(k_p) < p_t) and probes, step by step."""
+    uniforms, vs = _uniforms_and_probes(jax.random.PRNGKey(seed))
+    decisions = [bool(uniforms[t] < probability(t)) for t in range(STEPS)]
+    return decisions, [[np.asarray(v[t]) for v in vs] for t in range(STEPS)]
 
 
 def _kron_torch_trajectory(monkeypatch, params, decisions, probes, lr, weight_decay):
@@ -126,7 +138,7 @@ def test_kron_matches_kron_torch(monkeypatch, probability, capsys):
     decisions, probes = _draws(p if callable(p) else (lambda t: p))
     if probability == "schedule":
         assert 0 < sum(decisions) < STEPS  # some steps skip the update
-    ours = _run(gradtx.kron(0.02, weight_decay=0.1, preconditioner_update_probability=p), params)
+    ours = _run(gradtx.kron(0.02, weight_decay=0.1, preconditioner_update_probability=p))
     ref = _kron_torch_trajectory(monkeypatch, params, decisions, probes, 0.02, 0.1)
     err = _max_rel(ours, ref)
     with capsys.disabled():
@@ -207,7 +219,7 @@ def test_kron_matches_a_numpy_loop_of_the_equations():
     # rounding. kron_torch's sums agree with gradtx's more closely (2.7e-13 elementwise, above).
     params = _init()
     decisions, probes = _draws(_schedule)
-    ours = _run(gradtx.kron(0.02, weight_decay=0.1, preconditioner_update_probability=_schedule), params)
+    ours = _run(gradtx.kron(0.02, weight_decay=0.1, preconditioner_update_probability=_schedule))
     p, state, ref = {n: np.asarray(v) for n, v in params.items()}, {"t": 0}, []
     for t in range(STEPS):
         p = _np_step(state, p, grad({n: jnp.asarray(v) for n, v in p.items()}), decisions[t], probes[t], 0.02, 0.1)
