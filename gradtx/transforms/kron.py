@@ -306,14 +306,17 @@ def scale_by_kron(
 
         m <- b1 m + (1 - b1) g
         m^ = m / (1 - b1^t)
-        with probability p_t:  V ~ N(0, 1),  G = m^ + sqrt(eps_f32) mean(|m^|) V
+        with probability p_t:  V ~ N(0, 1)
+            G = m^ + sqrt(eps_f32) mean(|m^|) V
             A = Q G,  B = Q^-T V                          (each factor Q_i on its axis)
-            Q_i <- Q_i - precond_lr triu(A_i A_i^T - B_i B_i^T) Q_i / ||A_i A_i^T + B_i B_i^T||
+            C_i = A_i A_i^T - B_i B_i^T,  H_i = A_i A_i^T + B_i B_i^T
+            U_i = triu(C_i)
+            Q_i <- Q_i - precond_lr U_i Q_i / ||H_i||     (||H_i||: a lower bound of the spectral norm)
         u = P m^,  P = Q^T Q                              (each factor Q_i^T Q_i on its axis)
         u <- u min(1, 1.1 / RMS(u))
 
-    A_i is the mode-i unfolding of A (axis i's rows); a diagonal factor takes the diagonal of the
-    Gram matrices and the max norm in place of the spectral norm's lower bound. An axis's factor
+    A_i is the mode-i unfolding of A (axis i's rows); a diagonal factor takes the diagonals of C_i
+    and H_i (U_i = C_i) and max|H_i| in place of the spectral norm's lower bound. An axis's factor
     is diagonal when its size is 1 or above `max_size_triangular`, when size^2 > `max_skew_triangular`
     numel (psgd_jax's rule; None, kron_torch's, no limit), when the leaf has fewer than
     `min_ndim_triangular` axes, or as `memory_save_mode` says ("one_diag": the largest axis;
