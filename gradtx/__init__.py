@@ -171,6 +171,7 @@ from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, 
 from gradtx.transforms.fromage import fromage
 from gradtx.transforms.ftrl import FtrlState, ftrl
 from gradtx.transforms.laprop import ScaleByLapropState, laprop, scale_by_laprop
+from gradtx.transforms.kron import KronState, kron, kron_decay_mask, scale_by_kron
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
@@ -395,4 +396,6 @@ __all__ = [
     "adam_mini", "scale_by_adam_mini", "ScaleByAdamMiniState", "adam_mini_blocks",
     # issue 11: Shampoo (Kronecker-factored preconditioning, blocked and grafted as Distributed Shampoo)
     "shampoo", "scale_by_shampoo", "ShampooState",
+    # PSGD Kron (Kronecker-factored preconditioners learned online)
+    "kron", "scale_by_kron", "KronState", "kron_decay_mask",
 ]  # fmt: skip

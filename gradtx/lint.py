@@ -231,6 +231,7 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     "scale_by_muon": PRECONDITIONER,
     "scale_by_normuon": PRECONDITIONER,
     "scale_by_shampoo": PRECONDITIONER,
+    "scale_by_kron": PRECONDITIONER,
     "scale_by_shape": NONE,
     # issue 11: Adam's newer relatives, scale-free directions as Adam's (CAME's after its RMS clipping)
     "scale_by_came": PRECONDITIONER,

@@ -400,6 +400,9 @@ TRANSFORMS: tuple[Case, ...] = (
     # issue 11: Shampoo, blocked (block_size 2 splits the test matrices), recomputed every 2 steps, Adam-grafted;
     # tests/test_shampoo.py compares it with pytorch_optimizer's ScalableShampoo and a NumPy loop
     Case("scale_by_shampoo", lambda m: m.scale_by_shampoo(block_size=2, precondition_frequency=2), optax=False),
+    # issue 11: PSGD Kron (tests/test_kron.py: kron_torch 0.3.3 and heavyball 3.2.1 in float64). The state
+    # holds a PRNG key (rng_key) for the update decision and the probes; p = 0.5 exercises both branches.
+    Case("scale_by_kron", lambda m: m.scale_by_kron(preconditioner_update_probability=0.5), optax=False),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -417,6 +420,7 @@ OPTIMIZERS: tuple[Case, ...] = (
     Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.01), sweep=lambda m, h: m.adamw(h), sweep_values=LR),
     Case("adamw", lambda m: m.adamw(1e-3, weight_decay=0.1, mask=decay_mask), label="mask"),
     Case("nadam", lambda m: m.nadam(1e-3)),
+    Case("kron", lambda m: m.kron(1e-3, weight_decay=0.01), optax=False),
     Case("adamax", lambda m: m.adamax(1e-3)),
     Case("amsgrad", lambda m: m.amsgrad(1e-3)),
     Case("lamb", lambda m: m.lamb(1e-3, weight_decay=0.01, mask=decay_mask)),
@@ -605,6 +609,7 @@ NOT_BUILDERS = frozenset(
         "MuonDimensionNumbers", "orthogonalize_via_newton_schulz", "muon_labels",
         # issue 11: the labels mars partitions by, and Adam-mini's block counts by name (functions of params)
         "mars_labels", "adam_mini_blocks",
+        "kron_decay_mask",  # issue 11: the mask kron decays by
     }
     | {name for name in gradtx.__all__ if name.endswith("State")}
 )  # fmt: skip

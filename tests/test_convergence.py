@@ -111,6 +111,8 @@ QUADRATIC = {
     # Shampoo: the params are vectors here, so Adam's direction (its graft) with summed momentum (1 / (1 - b1))
     "shampoo": (gradtx.shampoo(0.005), 3_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
+    # PSGD Kron: w is a vector, so one diagonal factor; the update's RMS is clipped to 1.1, a decaying rate
+    "kron": (gradtx.kron(ROW_SCHEDULE), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
     # issue 11: Adam's newer relatives. CAME's step on a vector is its clipped momentum, ~ lr a
     # coordinate: a decaying rate lets it settle (as adafactor)
@@ -164,6 +166,8 @@ ROSENBROCK = {
     "normuon": (gradtx.normuon(ROW_SCHEDULE, muon_weight_dimension_numbers=gradtx.MuonDimensionNumbers((), 0)), 20_000),
     "shampoo": (gradtx.shampoo(0.001), 20_000),
     "presets.torch.Muon": (gradtx.presets.torch.Muon(ROW_SCHEDULE, weight_decay=0.0), 20_000),
+    # PSGD Kron: w is a vector, so one diagonal factor; the update's RMS is clipped to 1.1, a decaying rate
+    "kron": (gradtx.kron(ROW_SCHEDULE), 20_000),
     "presets.keras.Muon": (gradtx.presets.keras.Muon(ROW_SCHEDULE, weight_decay=None, adam_weight_decay=None), 20_000),
     "came": (gradtx.came(gradtx.cosine_decay_schedule(0.01, 20_000)), 20_000),  # as adafactor
     "mars": (gradtx.mars(gradtx.cosine_decay_schedule(0.01, 20_000), mars_mask=lambda p: True), 20_000),

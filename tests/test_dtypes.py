@@ -93,6 +93,7 @@ NO_COMPLEX = {
     "keep_params_nonnegative": "keep_params_nonnegative keeps params >= 0; complex numbers have no order",
     "ftrl": "FTRL's L1 threshold clip(z, -l1, l1) needs an order; complex numbers have none (init raises)",
     "scale_by_cocob": "COCOB bets on the sign of each real coordinate (init raises; split_real_and_imaginary wraps it)",
+    "scale_by_kron": "PSGD Kron's Q fit (kron_torch's) is for real gradients (init raises; split_real_and_imaginary)",
 }
 # Builders whose updates are nonzero for zero gradients by design (besides weight decay and noise).
 MOVES_WITHOUT_GRADIENTS = {

@@ -46,6 +46,8 @@ NEEDS_LEAVES = {
     "scale_by_mars", "mars",
     # Adam-mini's second moment is per block of a leaf
     "scale_by_adam_mini", "adam_mini",
+    # issue 11: PSGD Kron gives each axis of each leaf a factor
+    "scale_by_kron", "kron",
 }  # fmt: skip
 # Entries whose numbers legitimately differ: random draws are made per leaf.
 RANDOM = {"add_noise", "noisy_sgd"}
