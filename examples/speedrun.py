@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16, help="windows per step")
     parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--target", type=float, default=2.5, help="validation loss to reach (nats/char)")
+    parser.add_argument("--target", type=float, default=2.25, help="validation loss to reach (nats/char)")
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds: tiny model, 40 steps, 1 seed")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (the PNG goes beside it)")
     args = parser.parse_args()
@@ -358,7 +358,7 @@ def main() -> None:
     train_tokens, val_tokens, vocab = load_text()
     if args.quick:
         cfg, steps, seeds, batch, eval_every, val_windows = Config(len(vocab), 32, 32, 4, 1), 40, 1, 8, 10, 32
-        target = 3.5 if args.target == 2.5 else args.target
+        target = 3.5 if args.target == 2.25 else args.target
     else:
         cfg, steps, seeds, batch, eval_every, val_windows = (
             Config(len(vocab)),
