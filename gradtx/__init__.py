@@ -170,8 +170,8 @@ from gradtx.transforms.distance_over_gradients import (
 from gradtx.transforms.dog import DoGState, DoWGState, dog, dowg, scale_by_dog, scale_by_dowg
 from gradtx.transforms.fromage import fromage
 from gradtx.transforms.ftrl import FtrlState, ftrl
-from gradtx.transforms.laprop import ScaleByLapropState, laprop, scale_by_laprop
 from gradtx.transforms.kron import KronState, kron, kron_decay_mask, scale_by_kron
+from gradtx.transforms.laprop import ScaleByLapropState, laprop, scale_by_laprop
 from gradtx.transforms.layerwise import (
     clip_by_block_rms,
     lamb,
