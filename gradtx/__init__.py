@@ -146,6 +146,15 @@ from gradtx.transforms.adam import (
 )
 from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
+from gradtx.transforms.ademamix import (
+    ScaleByAdemamixState,
+    ScaleBySimplifiedAdEMAMixState,
+    ademamix,
+    scale_by_ademamix,
+    scale_by_simplified_ademamix,
+    simplified_ademamix,
+)
+from gradtx.transforms.adopt import adopt, scale_by_adopt
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
 from gradtx.transforms.averaging import AveragedParamsState, averaged_params, ema_params, swa_params
 from gradtx.transforms.centralize import centralize
@@ -367,4 +376,8 @@ __all__ = [
     # issue 11: matrix optimizers. Muon and NorMuon (Newton-Schulz orthogonalization of the momentum)
     "muon", "scale_by_muon", "scale_by_shape", "MuonState", "MuonDimensionNumbers", "muon_labels",
     "orthogonalize_via_newton_schulz", "normuon", "scale_by_normuon", "NorMuonState",
+    # issue 11: Adam's newer relatives (optax.contrib's names). ADOPT (the second moment one step
+    # late), AdEMAMix (a slow EMA mixed in) and its simplified form
+    "adopt", "scale_by_adopt", "ademamix", "scale_by_ademamix", "ScaleByAdemamixState",
+    "simplified_ademamix", "scale_by_simplified_ademamix", "ScaleBySimplifiedAdEMAMixState",
 ]  # fmt: skip
