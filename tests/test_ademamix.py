@@ -195,8 +195,8 @@ def test_bfloat16_moments_and_float32_second_moment():
     params = {"w": jnp.ones((2, 3), jnp.bfloat16)}
     state = gradtx.scale_by_ademamix().init(params)
     assert state.m1["w"].dtype == state.m2["w"].dtype == jnp.bfloat16 and state.nu["w"].dtype == jnp.float32
-    state = gradtx.scale_by_simplified_ademamix(accumulator_dtype=jnp.float32).init(params)
-    assert state.m["w"].dtype == state.n["w"].dtype == jnp.float32
+    state = gradtx.scale_by_simplified_ademamix().init(params)
+    assert state.m["w"].dtype == jnp.bfloat16 and state.n["w"].dtype == jnp.float32
     u, _ = gradtx.scale_by_simplified_ademamix().update(params, gradtx.scale_by_simplified_ademamix().init(params))
     assert u["w"].dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(u["w"], np.float32)))
 

@@ -174,7 +174,7 @@ class ScaleBySimplifiedAdEMAMixState(NamedTuple):
 
 def _init_simplified_ademamix(hp: Hyperparams, params) -> ScaleBySimplifiedAdEMAMixState:
     return ScaleBySimplifiedAdEMAMixState(
-        t=zero_count(), m=tree.first_moment_like(params, hp.accumulator_dtype), n=tree.second_moment_like(params)
+        t=zero_count(), m=tree.first_moment_like(params), n=tree.second_moment_like(params)
     )
 
 
@@ -195,8 +195,6 @@ def scale_by_simplified_ademamix(
     alpha: ScalarOrSchedule = 0.0,
     eps: float = 1e-8,
     eps_root: float = 0.0,
-    *,
-    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """Simplified AdEMAMix's preconditioner (Morwani et al., 2025): one momentum, kept as a sum
     ("theory style"), plus alpha times the gradient itself.
@@ -211,8 +209,8 @@ def scale_by_simplified_ademamix(
     the authors' code's numbers (DepenM/Simplified-AdEMAMix with its defaults, beta1 not warmed up)
     and optax's. pytorch_optimizer 4.1.0's `SimplifiedAdEMAMix` keeps an EMA, m <- b1 m + (1 - b1) g,
     and divides by sqrt(1 - b2^t) where the authors multiply: its step is this one with alpha / (1 - b1)
-    for alpha and the learning rate eta (1 - b1) / (1 - b2^t) (tests/test_ademamix.py). gradtx
-    adds `accumulator_dtype` (m's dtype); v of bfloat16 params is float32.
+    for alpha and the learning rate eta (1 - b1) / (1 - b2^t) (tests/test_ademamix.py). m
+    is in the params' dtype (optax's; `state_dtype` stores it in another), v of bfloat16 params in float32.
 
     >>> import gradtx
     >>> gradtx.scale_by_simplified_ademamix()
@@ -222,10 +220,9 @@ def scale_by_simplified_ademamix(
         "scale_by_simplified_ademamix",
         b1=(b1, UNIT), b2=(b2, UNIT), alpha=(alpha, NONNEG + SCHEDULE), eps=(eps, NONNEG), eps_root=(eps_root, NONNEG),
     )  # fmt: skip
-    dtype = first_moment_dtype("scale_by_simplified_ademamix", None, accumulator_dtype)
     return transformation(
         "scale_by_simplified_ademamix", _init_simplified_ademamix, _update_simplified_ademamix,
-        b1=b1, b2=b2, alpha=alpha, eps=eps, eps_root=eps_root, accumulator_dtype=dtype,
+        b1=b1, b2=b2, alpha=alpha, eps=eps, eps_root=eps_root,
     )  # fmt: skip
 
 
@@ -238,8 +235,6 @@ def simplified_ademamix(
     eps_root: float = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
-    *,
-    accumulator_dtype: Any = None,
 ) -> GradientTransformation:
     """Simplified AdEMAMix (Morwani et al., 2025): `chain(scale_by_simplified_ademamix(...),
     add_decayed_weights(weight_decay, mask), scale_by_learning_rate(lr))`, optax.contrib's.
@@ -256,7 +251,7 @@ def simplified_ademamix(
     check("simplified_ademamix", learning_rate=(learning_rate, LEARNING_RATE))
     with arguments_of("simplified_ademamix"):
         return chain(
-            scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root, accumulator_dtype=accumulator_dtype),
+            scale_by_simplified_ademamix(b1, b2, alpha, eps, eps_root),
             add_decayed_weights(weight_decay, mask),
             scale_by_learning_rate(learning_rate),
         )

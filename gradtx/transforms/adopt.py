@@ -69,7 +69,8 @@ def _init_adopt(hp: Hyperparams, params) -> ScaleByAdamState:
 def _update_adopt(hp: Hyperparams, g, state: ScaleByAdamState, params=None):
     t, first = state.count, state.count == 0  # t: updates already applied (c_t = t^(1/4))
     n = jax.tree.map(lambda gi, vi: _normalized(hp, gi, vi, t), g, state.nu)  # clip(g / max(sqrt(v), eps), c_t)
-    mu = tree.where(first, state.mu, tree.ema(state.mu, n, hp.b1))  # m <- b1 m + (1 - b1) n  (m_0 = 0)
+    # m <- b1 m + (1 - b1) n, and at the first update m <- m + 0 n: m_0 = 0, but NaN where g is (never hidden)
+    mu = tree.where(first, tree.lerp(state.mu, n, 1.0, 0.0), tree.ema(state.mu, n, hp.b1))
     g2 = tree.abs_sq(g)
     nu = tree.where(first, tree.cast_like(g2, state.nu), tree.ema(state.nu, g2, hp.b2))  # v <- b2 v + (1 - b2) g^2
     m = tree.compute_like(mu, g)
