@@ -4,7 +4,8 @@ al., 2024), and its simplified form with one momentum (Morwani et al., 2025).
     scale_by_ademamix             m1 <- b1 m1 + (1 - b1) g;  m2 <- b3 m2 + (1 - b3) g
                                   u = (m1^ + alpha m2) / (sqrt(v^ + eps_root) + eps)
     scale_by_simplified_ademamix  m <- b1 m + g;  u = (m + alpha g) / (sqrt(v^ + eps_root) + eps)
-    ademamix, simplified_ademamix chain(scale_by_*, add_decayed_weights, scale_by_learning_rate)
+    ademamix                      chain(scale_by_ademamix, add_decayed_weights, scale_by_learning_rate)
+    simplified_ademamix           chain(scale_by_simplified_ademamix, add_decayed_weights, scale_by_learning_rate)
 
 v is Adam's second moment in both. The slow EMA (b3 = 0.9999 remembers ~10,000 steps) keeps very
 old gradients in every step; the paper warms alpha and b3 up over the first steps, which the
