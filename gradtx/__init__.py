@@ -148,6 +148,15 @@ from gradtx.transforms.adam_atan2 import ScaleByAdamAtan2State, adam_atan2, scal
 from gradtx.transforms.adam_mini import ScaleByAdamMiniState, adam_mini, adam_mini_blocks, scale_by_adam_mini
 from gradtx.transforms.adamw import adamaxw, adamw, nadamw
 from gradtx.transforms.adan import ScaleByAdanState, adan, scale_by_adan
+from gradtx.transforms.ademamix import (
+    ScaleByAdemamixState,
+    ScaleBySimplifiedAdEMAMixState,
+    ademamix,
+    scale_by_ademamix,
+    scale_by_simplified_ademamix,
+    simplified_ademamix,
+)
+from gradtx.transforms.adopt import adopt, scale_by_adopt
 from gradtx.transforms.asgd import AsgdState, asgd, asgd_averaged_params
 from gradtx.transforms.averaging import AveragedParamsState, averaged_params, ema_params, swa_params
 from gradtx.transforms.came import ScaleByCameState, came, scale_by_came
@@ -398,4 +407,8 @@ __all__ = [
     "shampoo", "scale_by_shampoo", "ShampooState",
     # PSGD Kron (Kronecker-factored preconditioners learned online)
     "kron", "scale_by_kron", "KronState", "kron_decay_mask",
+    # issue 11: Adam's newer relatives (optax.contrib's names). ADOPT (the second moment one step
+    # late), AdEMAMix (a slow EMA mixed in) and its simplified form
+    "adopt", "scale_by_adopt", "ademamix", "scale_by_ademamix", "ScaleByAdemamixState",
+    "simplified_ademamix", "scale_by_simplified_ademamix", "ScaleBySimplifiedAdEMAMixState",
 ]  # fmt: skip

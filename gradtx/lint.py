@@ -252,6 +252,10 @@ ROLES: dict[str, frozenset[str] | Callable[[Hyperparams], frozenset[str]]] = {
     # decaying rate; torch's L-BFGS iteration returns the step itself, rate and sign included
     "scale_by_relative_step": frozenset({"lr", "lr-changes"}),
     "safeguarded_lbfgs": lambda hp: _learning_rate_inside(hp, "preconditioner"),
+    # issue 11: Adam's newer relatives
+    "scale_by_adopt": PRECONDITIONER,
+    "scale_by_ademamix": PRECONDITIONER,
+    "scale_by_simplified_ademamix": PRECONDITIONER,
 }  # fmt: skip
 
 

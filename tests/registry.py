@@ -403,6 +403,15 @@ TRANSFORMS: tuple[Case, ...] = (
     # issue 11: PSGD Kron (tests/test_kron.py: kron_torch 0.3.3 and heavyball 3.2.1 in float64). The state
     # holds a PRNG key (rng_key) for the update decision and the probes; p = 0.5 exercises both branches.
     Case("scale_by_kron", lambda m: m.scale_by_kron(preconditioner_update_probability=0.5), optax=False),
+    # issue 11: Adam's newer relatives (optax.contrib's). tests/test_adopt.py and test_ademamix.py compare
+    # their other settings with optax, torch-adopt and pytorch_optimizer. A fast b3, so that the slow EMA
+    # weighs in within the tests' steps.
+    Case("scale_by_adopt", lambda m: contrib(m).scale_by_adopt(),
+         sweep=lambda m, h: m.scale_by_adopt(b1=h), sweep_values=DECAYS),
+    Case("scale_by_ademamix", lambda m: contrib(m).scale_by_ademamix(b3=0.9),
+         sweep=lambda m, h: m.scale_by_ademamix(b3=h), sweep_values=DECAYS),
+    Case("scale_by_simplified_ademamix", lambda m: contrib(m).scale_by_simplified_ademamix(alpha=1.0),
+         sweep=lambda m, h: m.scale_by_simplified_ademamix(alpha=h), sweep_values=(0.0, 1.0, 5.0)),
 )  # fmt: skip
 
 OPTIMIZERS: tuple[Case, ...] = (
@@ -488,6 +497,12 @@ OPTIMIZERS: tuple[Case, ...] = (
          sweep=lambda m, h: m.shampoo(h), sweep_values=LR),
     Case("presets.torch.Muon", lambda m: m.presets.torch.Muon(lr=1e-2), optax=False),
     Case("presets.keras.Muon", lambda m: m.presets.keras.Muon(learning_rate=1e-2), optax=False),
+    # issue 11: ADOPT, AdEMAMix and Simplified AdEMAMix (optax.contrib's)
+    Case("adopt", lambda m: contrib(m).adopt(1e-2, nesterov=True), sweep=lambda m, h: m.adopt(h), sweep_values=LR),
+    Case("ademamix", lambda m: contrib(m).ademamix(1e-2, b3=0.9, weight_decay=1e-3),
+         sweep=lambda m, h: m.ademamix(h), sweep_values=LR),
+    Case("simplified_ademamix", lambda m: contrib(m).simplified_ademamix(1e-3, alpha=1.0, weight_decay=1e-3),
+         sweep=lambda m, h: m.simplified_ademamix(h), sweep_values=LR),
     # Other frameworks' optimizers (gradtx.presets): a case for each branch the presets add to gradtx's
     # blocks (torch's AMSGrad and RAdam eps, momentum before the learning rate; Keras's eps-hat, Adamax
     # eps, decay outside the momentum); the other presets chain blocks as the optimizers above do.

@@ -129,6 +129,11 @@ QUADRATIC = {
     # Adafactor's steps are ~ rho_t rms(w): a decaying learning rate lets them settle (as adafactor)
     "presets.torch.Adafactor": (gradtx.presets.torch.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
     "presets.keras.Adafactor": (gradtx.presets.keras.Adafactor(gradtx.cosine_decay_schedule(0.05, 3_000)), 3_000),
+    # Adam's newer relatives: the defaults, but a smaller b1 for Simplified AdEMAMix, whose momentum is a
+    # sum of ~1 / (1 - b1) gradients (lr 1e-3 with b1 = 0.9 is Adam's 1e-2)
+    "adopt": (gradtx.adopt(0.05), 3_000),
+    "ademamix": (gradtx.ademamix(0.05), 3_000),
+    "simplified_ademamix": (gradtx.simplified_ademamix(0.001, b1=0.9), 3_000),
 }
 ROSENBROCK = {
     **{name: (tx, 20_000) for name, (tx, _) in QUADRATIC.items()},

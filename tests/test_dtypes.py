@@ -46,8 +46,9 @@ SECOND_MOMENT_DTYPE = {
     "f64": jnp.float64,
     "c64": jnp.float32,
 }
-SECOND_MOMENTS = frozenset({"nu", "nu_max", "sum_of_squares", "e_g", "e_x"})  # optax's field names
-FIRST_MOMENTS = frozenset({"mu", "trace", "ema"})  # the accumulators `accumulator_dtype` sets
+# optax's field names (`n`: Adan's and Simplified AdEMAMix's; `m1`, `m2`: AdEMAMix's fast and slow EMAs)
+SECOND_MOMENTS = frozenset({"nu", "nu_max", "sum_of_squares", "e_g", "e_x", "n"})
+FIRST_MOMENTS = frozenset({"mu", "trace", "ema", "m1", "m2"})  # the accumulators `accumulator_dtype` sets
 # Averages of the params (ema_params, swa_params): at least float32 unless `accumulator_dtype` says
 # otherwise (a bfloat16 average with decay 0.999 would never move); complex params keep complex ones.
 AVERAGES = frozenset({"average"})
@@ -71,6 +72,7 @@ NO_SCHEDULE = {
     "clip": "clip's max_delta is a number, as in optax",
     "clip_by_global_norm": "clip_by_global_norm's max_norm is a number, as in optax",
     "clip_by_leaf_norm": "clip_by_leaf_norm's max_norm is a number, as clip_by_global_norm's",
+    "scale_by_adopt": "scale_by_adopt's b1 is a number, as in optax",
 }
 # The hyperparameter a user would vary, for registry entries without a sweep.
 EXTRA_SWEEPS = {
