@@ -1,7 +1,7 @@
 """MARS (Yuan et al., 2024): Adam fed a variance-reduced gradient, the scaled difference of two
 successive gradients added to the gradient and the sum clipped to norm 1 (MARS-AdamW).
 
-    scale_by_mars   c = g + gamma b1 / (1 - b1) (g - g_prev);  c <- c / max(1, ||c||);  Adam on c
+    scale_by_mars   c = g + gamma b1 / (1 - b1) (g - g_prev);  c <- c / max(1, ||c|| / max_norm);  Adam on c
     mars            scale_by_mars for the matrices, AdamW for the other leaves (the authors' split)
 
 The paper's Lion and Shampoo variants (sign(m), or m orthogonalized, in place of Adam's division)
